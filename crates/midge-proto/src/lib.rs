@@ -8,13 +8,17 @@ pub mod encode;
 pub mod error;
 pub mod packet;
 pub mod properties;
+mod property_codec;
+mod reader;
 pub mod reason;
 pub mod strings;
 pub mod topic;
 pub mod varint;
 
-pub use decode::{decode_fixed_header, decode_packet, FixedHeader};
-pub use encode::{encode_packet, encode_publish, publish_len, OutgoingPublish};
+pub use decode::{
+    decode_fixed_header, decode_packet, peek_connect_level, ConnectLevel, FixedHeader,
+};
+pub use encode::{encode_packet, encode_publish, packet_len, publish_len, OutgoingPublish};
 pub use error::DecodeError;
 pub use packet::*;
 pub use properties::Properties;

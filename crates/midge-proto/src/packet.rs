@@ -215,3 +215,44 @@ pub struct Auth {
     pub reason: u8,
     pub properties: Properties,
 }
+
+/// Control packet type numbers, the high nibble of the fixed header's first byte.
+pub mod packet_type {
+    pub const CONNECT: u8 = 1;
+    pub const CONNACK: u8 = 2;
+    pub const PUBLISH: u8 = 3;
+    pub const PUBACK: u8 = 4;
+    pub const PUBREC: u8 = 5;
+    pub const PUBREL: u8 = 6;
+    pub const PUBCOMP: u8 = 7;
+    pub const SUBSCRIBE: u8 = 8;
+    pub const SUBACK: u8 = 9;
+    pub const UNSUBSCRIBE: u8 = 10;
+    pub const UNSUBACK: u8 = 11;
+    pub const PINGREQ: u8 = 12;
+    pub const PINGRESP: u8 = 13;
+    pub const DISCONNECT: u8 = 14;
+    pub const AUTH: u8 = 15;
+
+    /// The name logs and errors print for a packet type number.
+    pub fn name(packet_type: u8) -> &'static str {
+        match packet_type {
+            CONNECT => "CONNECT",
+            CONNACK => "CONNACK",
+            PUBLISH => "PUBLISH",
+            PUBACK => "PUBACK",
+            PUBREC => "PUBREC",
+            PUBREL => "PUBREL",
+            PUBCOMP => "PUBCOMP",
+            SUBSCRIBE => "SUBSCRIBE",
+            SUBACK => "SUBACK",
+            UNSUBSCRIBE => "UNSUBSCRIBE",
+            UNSUBACK => "UNSUBACK",
+            PINGREQ => "PINGREQ",
+            PINGRESP => "PINGRESP",
+            DISCONNECT => "DISCONNECT",
+            AUTH => "AUTH",
+            _ => "reserved",
+        }
+    }
+}

@@ -53,3 +53,108 @@ pub mod v3 {
     pub const BAD_USERNAME_OR_PASSWORD: u8 = 0x04;
     pub const NOT_AUTHORIZED: u8 = 0x05;
 }
+
+/// The reason codes each MQTT 5 packet may carry (section 2.4 and each packet's section); the
+/// decoder refuses any other.
+pub mod allowed {
+    use super::*;
+
+    pub const CONNACK: &[u8] = &[
+        SUCCESS,
+        UNSPECIFIED_ERROR,
+        MALFORMED_PACKET,
+        PROTOCOL_ERROR,
+        IMPLEMENTATION_SPECIFIC_ERROR,
+        UNSUPPORTED_PROTOCOL_VERSION,
+        CLIENT_IDENTIFIER_NOT_VALID,
+        BAD_USER_NAME_OR_PASSWORD,
+        NOT_AUTHORIZED,
+        SERVER_UNAVAILABLE,
+        SERVER_BUSY,
+        BANNED,
+        BAD_AUTHENTICATION_METHOD,
+        TOPIC_NAME_INVALID,
+        PACKET_TOO_LARGE,
+        QUOTA_EXCEEDED,
+        PAYLOAD_FORMAT_INVALID,
+        RETAIN_NOT_SUPPORTED,
+        QOS_NOT_SUPPORTED,
+        USE_ANOTHER_SERVER,
+        SERVER_MOVED,
+        CONNECTION_RATE_EXCEEDED,
+    ];
+    /// PUBACK and PUBREC.
+    pub const PUBACK: &[u8] = &[
+        SUCCESS,
+        NO_MATCHING_SUBSCRIBERS,
+        UNSPECIFIED_ERROR,
+        IMPLEMENTATION_SPECIFIC_ERROR,
+        NOT_AUTHORIZED,
+        TOPIC_NAME_INVALID,
+        PACKET_IDENTIFIER_IN_USE,
+        QUOTA_EXCEEDED,
+        PAYLOAD_FORMAT_INVALID,
+    ];
+    /// PUBREL and PUBCOMP.
+    pub const PUBREL: &[u8] = &[SUCCESS, PACKET_IDENTIFIER_NOT_FOUND];
+    pub const SUBACK: &[u8] = &[
+        SUCCESS,
+        GRANTED_QOS_1,
+        GRANTED_QOS_2,
+        UNSPECIFIED_ERROR,
+        IMPLEMENTATION_SPECIFIC_ERROR,
+        NOT_AUTHORIZED,
+        TOPIC_FILTER_INVALID,
+        PACKET_IDENTIFIER_IN_USE,
+        QUOTA_EXCEEDED,
+        SHARED_SUBSCRIPTIONS_NOT_SUPPORTED,
+        SUBSCRIPTION_IDENTIFIERS_NOT_SUPPORTED,
+        WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED,
+    ];
+    pub const UNSUBACK: &[u8] = &[
+        SUCCESS,
+        NO_SUBSCRIPTION_EXISTED,
+        UNSPECIFIED_ERROR,
+        IMPLEMENTATION_SPECIFIC_ERROR,
+        NOT_AUTHORIZED,
+        TOPIC_FILTER_INVALID,
+        PACKET_IDENTIFIER_IN_USE,
+    ];
+    /// Either direction: the decoder does not police which side may send which code.
+    pub const DISCONNECT: &[u8] = &[
+        SUCCESS,
+        DISCONNECT_WITH_WILL,
+        UNSPECIFIED_ERROR,
+        MALFORMED_PACKET,
+        PROTOCOL_ERROR,
+        IMPLEMENTATION_SPECIFIC_ERROR,
+        NOT_AUTHORIZED,
+        SERVER_BUSY,
+        SERVER_SHUTTING_DOWN,
+        KEEP_ALIVE_TIMEOUT,
+        SESSION_TAKEN_OVER,
+        TOPIC_FILTER_INVALID,
+        TOPIC_NAME_INVALID,
+        RECEIVE_MAXIMUM_EXCEEDED,
+        TOPIC_ALIAS_INVALID,
+        PACKET_TOO_LARGE,
+        MESSAGE_RATE_TOO_HIGH,
+        QUOTA_EXCEEDED,
+        ADMINISTRATIVE_ACTION,
+        PAYLOAD_FORMAT_INVALID,
+        RETAIN_NOT_SUPPORTED,
+        QOS_NOT_SUPPORTED,
+        USE_ANOTHER_SERVER,
+        SERVER_MOVED,
+        SHARED_SUBSCRIPTIONS_NOT_SUPPORTED,
+        CONNECTION_RATE_EXCEEDED,
+        MAXIMUM_CONNECT_TIME,
+        SUBSCRIPTION_IDENTIFIERS_NOT_SUPPORTED,
+        WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED,
+    ];
+    pub const AUTH: &[u8] = &[SUCCESS, CONTINUE_AUTHENTICATION, RE_AUTHENTICATE];
+    /// MQTT 3.1 and 3.1.1 CONNACK return codes.
+    pub const V3_CONNACK: &[u8] = &[0, 1, 2, 3, 4, 5];
+    /// MQTT 3.1 and 3.1.1 SUBACK return codes (3.1 has no failure code; accepted anyway).
+    pub const V3_SUBACK: &[u8] = &[0, 1, 2, 0x80];
+}

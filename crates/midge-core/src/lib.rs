@@ -1,0 +1,15 @@
+//! Pure broker logic: no sockets, no clock, no files.
+//!
+//! Time comes in as arguments and files come in as text, so everything here is tested
+//! exhaustively in-process. The I/O crate (`midge-server`) wraps these types in locks and
+//! tasks.
+
+pub mod config;
+mod inline_stack;
+pub mod retained;
+pub mod topic;
+pub mod trie;
+
+pub use config::{Config, ConfigError, ListenerConfig};
+pub use retained::RetainedStore;
+pub use trie::{Match, SharedGroup, SubscriptionTrie};

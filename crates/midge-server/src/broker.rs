@@ -1,0 +1,397 @@
+//! The state every connection shares: the session registry, the subscription trie and the
+//! retained store, and the routing of one message to its subscribers.
+//!
+//! Routing runs on the publisher's own task under a read lock of the trie, so publishers on
+//! different cores route in parallel; only SUBSCRIBE/UNSUBSCRIBE take the write lock.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use midge_core::retained::RetainedStore;
+use midge_core::trie::{Match, SubscriptionTrie};
+use midge_proto::QoS;
+use parking_lot::{Mutex, RwLock};
+
+use crate::message::Message;
+use crate::session::{Delivery, Session, SubEntry};
+use crate::settings::Settings;
+
+/// A session as the trie's key: identity is the `Arc`'s address, so a discarded session and
+/// its successor with the same client id never alias.
+#[derive(Clone, Debug)]
+pub struct SessionKey(pub Arc<Session>);
+
+impl PartialEq for SessionKey {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+impl Eq for SessionKey {}
+impl Hash for SessionKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        (Arc::as_ptr(&self.0) as usize).hash(state);
+    }
+}
+
+/// A will message waiting for its connection to end. The message is built only when it is
+/// published, so that its expiry interval starts then and not at CONNECT.
+#[derive(Clone, Debug)]
+pub struct PendingWill {
+    pub will: midge_proto::Will,
+    pub publisher: Arc<str>,
+    /// MQTT 5 will delay interval in seconds (0 for 3.x).
+    pub delay: u32,
+}
+
+impl PendingWill {
+    pub fn message(self, now: Instant) -> Arc<Message> {
+        let mut properties = self.will.properties;
+        properties.will_delay_interval = None;
+        Arc::new(Message::new(
+            self.will.topic,
+            self.will.payload,
+            self.will.qos,
+            self.will.retain,
+            properties,
+            now,
+            Some(self.publisher),
+        ))
+    }
+}
+
+/// The outcome of attaching a new connection to a session.
+pub struct Attached {
+    pub session: Arc<Session>,
+    pub generation: u64,
+    pub session_present: bool,
+    /// Another connection held the session and has been told to close.
+    pub took_over: bool,
+}
+
+pub struct Broker {
+    pub settings: Settings,
+    sessions: Mutex<HashMap<Arc<str>, Arc<Session>>>,
+    subs: RwLock<SubscriptionTrie<SessionKey, SubEntry>>,
+    retained: RwLock<RetainedStore<Arc<Message>>>,
+    /// Source of connection generations; 0 is reserved for "offline".
+    next_generation: AtomicU64,
+}
+
+/// One subscriber chosen for a message, before duplicates of the same client are merged.
+struct Target {
+    session: Arc<Session>,
+    qos: QoS,
+    retain_as_published: bool,
+    sub_id: Option<u32>,
+    /// Shared-subscription deliveries are never merged with the client's other matches.
+    shared: bool,
+}
+
+thread_local! {
+    /// Reused per routing call so that fan-out does not allocate a target list per message.
+    static TARGETS: RefCell<Vec<Target>> = const { RefCell::new(Vec::new()) };
+}
+
+impl Broker {
+    pub fn new(settings: Settings) -> Arc<Broker> {
+        Arc::new(Broker {
+            settings,
+            sessions: Mutex::new(HashMap::new()),
+            subs: RwLock::new(SubscriptionTrie::new()),
+            retained: RwLock::new(RetainedStore::new()),
+            next_generation: AtomicU64::new(1),
+        })
+    }
+
+    /// Attaches a new connection to the session of `client_id`: resumes it, or replaces it
+    /// when `clean_start` is set. An existing owner is told to go (session takeover).
+    pub fn attach(&self, client_id: &Arc<str>, clean_start: bool, expiry: u32) -> Attached {
+        let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
+        let mut sessions = self.sessions.lock();
+        let mut took_over = false;
+        if let Some(old) = sessions.get(client_id).cloned() {
+            let mut st = old.state.lock();
+            took_over = st.generation != 0;
+            if !clean_start && !st.ended {
+                st.generation = generation;
+                st.last_generation = generation;
+                st.expiry_interval = expiry;
+                drop(st);
+                old.set_online(true);
+                old.wake.notify_waiters();
+                return Attached {
+                    session: old,
+                    generation,
+                    session_present: true,
+                    took_over,
+                };
+            }
+            st.ended = true;
+            st.generation = 0;
+            let filters: Vec<String> = st.subscriptions.drain().map(|(f, _)| f).collect();
+            drop(st);
+            old.set_online(false);
+            self.unsubscribe_all(&old, &filters);
+            old.wake.notify_waiters();
+        }
+        let session = Session::new(client_id.clone(), expiry);
+        {
+            let mut st = session.state.lock();
+            st.generation = generation;
+            st.last_generation = generation;
+        }
+        session.set_online(true);
+        sessions.insert(client_id.clone(), session.clone());
+        Attached {
+            session,
+            generation,
+            session_present: false,
+            took_over,
+        }
+    }
+
+    /// Whether a client id is currently known (online or with a stored session).
+    pub fn has_session(&self, client_id: &str) -> bool {
+        self.sessions.lock().contains_key(client_id)
+    }
+
+    /// Called when the connection with `generation` ends. Sends or schedules the will and
+    /// ends the session or schedules its expiry. Does nothing to a session another
+    /// connection has taken over, except sending the will of the connection that lost it.
+    pub fn detach(
+        self: &Arc<Self>,
+        session: &Arc<Session>,
+        generation: u64,
+        will: Option<PendingWill>,
+    ) {
+        let mut st = session.state.lock();
+        if st.generation != generation {
+            drop(st);
+            // Taken over (or discarded): the session lives on elsewhere, so a delayed will
+            // is cancelled [MQTT-3.1.3-9]; an immediate one is the old connection's.
+            if let Some(w) = will.filter(|w| w.delay == 0) {
+                self.publish_will(w);
+            }
+            return;
+        }
+        st.generation = 0;
+        let expiry = st.expiry_interval;
+        drop(st);
+        session.set_online(false);
+
+        if expiry == 0 {
+            self.end_session(session);
+            if let Some(w) = will {
+                self.publish_will(w);
+            }
+            return;
+        }
+        if expiry != u32::MAX {
+            let broker = Arc::clone(self);
+            let session = Arc::clone(session);
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_secs(u64::from(expiry))).await;
+                let idle = {
+                    let st = session.state.lock();
+                    st.generation == 0 && st.last_generation == generation
+                };
+                if idle && !broker.is_replaced(&session) {
+                    broker.end_session(&session);
+                }
+            });
+        }
+        if let Some(w) = will {
+            let delay = w.delay.min(expiry);
+            if delay == 0 {
+                self.publish_will(w);
+            } else {
+                let broker = Arc::clone(self);
+                let session = Arc::clone(session);
+                let since = generation;
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_secs(u64::from(delay))).await;
+                    // Not sent if any connection resumed the session in the meantime.
+                    if !broker.resumed_since(&session, since) {
+                        broker.publish_will(w);
+                    }
+                });
+            }
+        }
+    }
+
+    fn is_replaced(&self, session: &Arc<Session>) -> bool {
+        self.sessions
+            .lock()
+            .get(&session.client_id)
+            .is_none_or(|s| !Arc::ptr_eq(s, session))
+    }
+
+    /// True when a connection newer than `generation` has attached to this session.
+    fn resumed_since(&self, session: &Arc<Session>, generation: u64) -> bool {
+        session.state.lock().last_generation != generation
+    }
+
+    /// Removes a session for good: its subscriptions leave the trie and its queue is freed.
+    pub fn end_session(&self, session: &Arc<Session>) {
+        let filters: Vec<String> = {
+            let mut st = session.state.lock();
+            st.ended = true;
+            st.queue.clear();
+            st.inflight.clear();
+            st.subscriptions.drain().map(|(f, _)| f).collect()
+        };
+        self.unsubscribe_all(session, &filters);
+        let mut sessions = self.sessions.lock();
+        if sessions
+            .get(&session.client_id)
+            .is_some_and(|s| Arc::ptr_eq(s, session))
+        {
+            sessions.remove(&session.client_id);
+        }
+    }
+
+    fn unsubscribe_all(&self, session: &Arc<Session>, filters: &[String]) {
+        if filters.is_empty() {
+            return;
+        }
+        let key = SessionKey(session.clone());
+        let mut trie = self.subs.write();
+        for f in filters {
+            trie.remove(f, &key);
+        }
+    }
+
+    /// Adds or replaces a subscription; returns true when it is new (retain handling 1).
+    pub fn subscribe(&self, session: &Arc<Session>, filter: &str, entry: SubEntry) -> bool {
+        let key = SessionKey(session.clone());
+        self.subs.write().insert(filter, key, entry).is_none()
+    }
+
+    /// Removes a subscription; returns true when it existed.
+    pub fn unsubscribe(&self, session: &Arc<Session>, filter: &str) -> bool {
+        let key = SessionKey(session.clone());
+        self.subs.write().remove(filter, &key).is_some()
+    }
+
+    /// Stores or clears a retained message (an empty payload clears).
+    pub fn retain(&self, msg: &Arc<Message>) {
+        let mut store = self.retained.write();
+        if msg.payload.is_empty() {
+            store.remove(&msg.topic);
+        } else {
+            store.set(&msg.topic, Arc::clone(msg));
+        }
+    }
+
+    /// Retained messages matching `filter` that have not expired.
+    pub fn retained_matching(&self, filter: &str, now: Instant, out: &mut Vec<Arc<Message>>) {
+        let store = self.retained.read();
+        store.for_each_match(filter, |_, m| {
+            if !m.is_expired(now) {
+                out.push(Arc::clone(m));
+            }
+        });
+    }
+
+    fn publish_will(&self, will: PendingWill) {
+        let now = Instant::now();
+        self.publish(&will.message(now), now);
+    }
+
+    /// Stores (if retained) and routes a message; the full publish path after the
+    /// publisher's own checks. Returns the number of subscribers it was queued for.
+    pub fn publish(&self, msg: &Arc<Message>, now: Instant) -> usize {
+        if msg.retain && self.settings.retain_available {
+            self.retain(msg);
+        }
+        self.route(msg, now)
+    }
+
+    /// Delivers a message to every matching subscription: one delivery per client at the
+    /// highest matching QoS with every subscription identifier, plus one per shared group.
+    pub fn route(&self, msg: &Arc<Message>, now: Instant) -> usize {
+        TARGETS.with(|cell| {
+            let Ok(mut targets) = cell.try_borrow_mut() else {
+                // Re-entered from a delivery on this thread; cannot happen today, but never panic.
+                return self.route_into(msg, now, &mut Vec::new());
+            };
+            let n = self.route_into(msg, now, &mut targets);
+            targets.clear();
+            n
+        })
+    }
+
+    fn route_into(&self, msg: &Arc<Message>, now: Instant, targets: &mut Vec<Target>) -> usize {
+        let publisher = msg.publisher.as_deref();
+        {
+            let trie = self.subs.read();
+            trie.for_each_match(&msg.topic, |m| match m {
+                Match::Single { client, value } => {
+                    if value.options.no_local && publisher == Some(&*client.0.client_id) {
+                        return;
+                    }
+                    targets.push(Target {
+                        session: Arc::clone(&client.0),
+                        qos: value.options.qos.min(msg.qos),
+                        retain_as_published: value.options.retain_as_published,
+                        sub_id: value.id,
+                        shared: false,
+                    });
+                }
+                Match::Shared(group) => {
+                    let chosen = group
+                        .pick(|k, _| k.0.is_online())
+                        .or_else(|| group.pick(|_, _| true));
+                    if let Some((client, value)) = chosen {
+                        targets.push(Target {
+                            session: Arc::clone(&client.0),
+                            qos: value.options.qos.min(msg.qos),
+                            retain_as_published: value.options.retain_as_published,
+                            sub_id: value.id,
+                            shared: true,
+                        });
+                    }
+                }
+            });
+        }
+        if targets.len() > 1 {
+            targets.sort_unstable_by_key(|t| (t.shared, Arc::as_ptr(&t.session) as usize));
+        }
+        let mut delivered = 0;
+        let mut i = 0;
+        while i < targets.len() {
+            let first = &targets[i];
+            let mut qos = first.qos;
+            let mut rap = first.retain_as_published;
+            let mut sub_ids = Vec::new();
+            sub_ids.extend(first.sub_id);
+            let mut j = i + 1;
+            if !first.shared {
+                while j < targets.len()
+                    && !targets[j].shared
+                    && Arc::ptr_eq(&targets[j].session, &first.session)
+                {
+                    qos = qos.max(targets[j].qos);
+                    rap |= targets[j].retain_as_published;
+                    sub_ids.extend(targets[j].sub_id);
+                    j += 1;
+                }
+            }
+            let delivery = Delivery {
+                msg: Arc::clone(msg),
+                qos,
+                retain: rap && msg.retain,
+                sub_ids,
+            };
+            if first.session.push(delivery, self.settings.queue, now) {
+                delivered += 1;
+            }
+            i = j;
+        }
+        delivered
+    }
+}

@@ -1,0 +1,184 @@
+//! PUBLISH from the client and the acknowledgements of messages we sent it.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use midge_proto::{reason, Packet, PubResp, Publish, QoS};
+
+use super::{Close, Connection};
+use crate::message::Message;
+use crate::session::OutState;
+
+/// Clients may not publish into the broker's own `$SYS` tree.
+fn is_sys_topic(topic: &str) -> bool {
+    topic == "$SYS" || topic.starts_with("$SYS/")
+}
+
+impl Connection {
+    pub(super) fn on_publish(&mut self, p: Publish) -> Result<(), Close> {
+        let settings = &self.broker.settings;
+        let mut topic = p.topic;
+        if let Some(alias) = p.properties.topic_alias {
+            if alias == 0 || alias > settings.max_topic_alias {
+                return Err(Close::Violation {
+                    reason: reason::TOPIC_ALIAS_INVALID,
+                    why: format!("topic alias {alias} out of range"),
+                });
+            }
+            if topic.is_empty() {
+                topic = self
+                    .in_aliases
+                    .get(&alias)
+                    .cloned()
+                    .ok_or_else(|| Close::protocol(format!("unknown topic alias {alias}")))?;
+            } else {
+                self.in_aliases.insert(alias, topic.clone());
+            }
+        }
+        if p.qos > settings.max_qos {
+            return Err(Close::Violation {
+                reason: reason::QOS_NOT_SUPPORTED,
+                why: format!("QoS {} above maximum", p.qos as u8),
+            });
+        }
+        if p.retain && !settings.retain_available {
+            return Err(Close::Violation {
+                reason: reason::RETAIN_NOT_SUPPORTED,
+                why: "retain not available".into(),
+            });
+        }
+        if p.qos == QoS::ExactlyOnce {
+            let st = self.session.state.lock();
+            if st.inbound_qos2.contains(&p.packet_id) {
+                drop(st);
+                // A resent QoS 2 message already routed: acknowledge, do not deliver twice.
+                self.send(&Packet::PubRec(PubResp::new(p.packet_id)));
+                return Ok(());
+            }
+            if st.inbound_qos2.len() >= usize::from(settings.max_inflight) && self.version.is_v5() {
+                return Err(Close::Violation {
+                    reason: reason::RECEIVE_MAXIMUM_EXCEEDED,
+                    why: "receive maximum exceeded".into(),
+                });
+            }
+        }
+
+        let code = self.route_publish(topic, p.payload, p.qos, p.retain, p.properties);
+        match p.qos {
+            QoS::AtMostOnce => {}
+            QoS::AtLeastOnce => {
+                let reason = if self.version.is_v5() { code } else { 0 };
+                self.send(&Packet::PubAck(PubResp {
+                    reason,
+                    ..PubResp::new(p.packet_id)
+                }));
+            }
+            QoS::ExactlyOnce => {
+                if code < 0x80 {
+                    self.session.state.lock().inbound_qos2.insert(p.packet_id);
+                }
+                let reason = if self.version.is_v5() { code } else { 0 };
+                self.send(&Packet::PubRec(PubResp {
+                    reason,
+                    ..PubResp::new(p.packet_id)
+                }));
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies the publish policy and routes; returns the MQTT 5 reason code for the ack.
+    fn route_publish(
+        &mut self,
+        topic: bytestring::ByteString,
+        payload: bytes::Bytes,
+        qos: QoS,
+        retain: bool,
+        properties: midge_proto::Properties,
+    ) -> u8 {
+        if is_sys_topic(&topic) {
+            tracing::debug!("Denied PUBLISH from {} to '{}'.", self.client_id, &*topic);
+            return reason::NOT_AUTHORIZED;
+        }
+        if properties.payload_format_indicator == Some(1) && std::str::from_utf8(&payload).is_err()
+        {
+            return reason::PAYLOAD_FORMAT_INVALID;
+        }
+        let now = Instant::now();
+        let msg = Arc::new(Message::new(
+            topic,
+            payload,
+            qos,
+            retain,
+            properties,
+            now,
+            Some(Arc::clone(&self.client_id)),
+        ));
+        if self.broker.publish(&msg, now) == 0 {
+            reason::NO_MATCHING_SUBSCRIBERS
+        } else {
+            reason::SUCCESS
+        }
+    }
+
+    pub(super) fn on_pubrel(&mut self, packet_id: u16) {
+        let known = self.session.state.lock().inbound_qos2.remove(&packet_id);
+        let reason = if known || !self.version.is_v5() {
+            reason::SUCCESS
+        } else {
+            reason::PACKET_IDENTIFIER_NOT_FOUND
+        };
+        self.send(&Packet::PubComp(PubResp {
+            reason,
+            ..PubResp::new(packet_id)
+        }));
+    }
+
+    pub(super) fn on_puback(&mut self, packet_id: u16) {
+        let mut st = self.session.state.lock();
+        if st
+            .inflight
+            .get(&packet_id)
+            .is_some_and(|f| f.state == OutState::AwaitPubAck)
+        {
+            st.inflight.remove(&packet_id);
+        }
+    }
+
+    pub(super) fn on_pubrec(&mut self, r: PubResp) {
+        let mut st = self.session.state.lock();
+        let known = match st.inflight.get_mut(&r.packet_id) {
+            Some(f) if f.state == OutState::AwaitPubRec || f.state == OutState::AwaitPubComp => {
+                f.state = OutState::AwaitPubComp;
+                true
+            }
+            _ => false,
+        };
+        if known && r.reason >= 0x80 {
+            // The client refused the message: the flow ends here [MQTT-4.3.3-5 note].
+            st.inflight.remove(&r.packet_id);
+            return;
+        }
+        drop(st);
+        let reason = if known || !self.version.is_v5() {
+            reason::SUCCESS
+        } else {
+            reason::PACKET_IDENTIFIER_NOT_FOUND
+        };
+        self.send(&Packet::PubRel(PubResp {
+            reason,
+            ..PubResp::new(r.packet_id)
+        }));
+    }
+
+    pub(super) fn on_pubcomp(&mut self, packet_id: u16) {
+        let mut st = self.session.state.lock();
+        if st
+            .inflight
+            .get(&packet_id)
+            .is_some_and(|f| f.state == OutState::AwaitPubComp)
+        {
+            st.inflight.remove(&packet_id);
+        }
+    }
+}

@@ -1,0 +1,245 @@
+//! One client connection: a single task that owns the socket, reads and answers packets,
+//! and drains the session's mailbox into one write buffer.
+//!
+//! The socket is driven with readiness (`readable`/`writable` + `try_read`/`try_write`) so one
+//! task can read and write without either side blocking the other: a client that stops
+//! reading only stops its own deliveries, and every packet ready to go leaves in one write.
+
+mod close;
+mod connect;
+mod frame;
+mod inbound;
+mod outbound;
+mod subscribe;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BytesMut};
+use bytestring::ByteString;
+use midge_proto::{encode_packet, Packet, ProtocolVersion};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use crate::broker::{Broker, PendingWill};
+use crate::session::Session;
+
+pub use close::Close;
+
+/// Stop pulling deliveries into the write buffer beyond this; the rest waits in the
+/// session queue where the queue limits apply.
+const WRITE_HIGH_WATER: usize = 64 * 1024;
+/// Stop reading while this much is waiting to be written: a client that does not read its
+/// acknowledgements cannot make the broker buffer without bound.
+const WRITE_BACKPRESSURE: usize = 1024 * 1024;
+/// Bytes asked of the kernel per read; many packets arrive per read under load.
+const READ_CHUNK: usize = 16 * 1024;
+/// Time a closing connection gets to flush its last packets.
+const CLOSE_FLUSH: Duration = Duration::from_secs(1);
+
+/// Limits the client announced in its MQTT 5 CONNECT.
+#[derive(Clone, Copy, Debug)]
+struct ClientLimits {
+    receive_maximum: u16,
+    maximum_packet_size: u32,
+    topic_alias_maximum: u16,
+}
+
+pub(crate) struct Connection {
+    broker: Arc<Broker>,
+    stream: TcpStream,
+    rbuf: BytesMut,
+    wbuf: BytesMut,
+    version: ProtocolVersion,
+    client_id: Arc<str>,
+    session: Arc<Session>,
+    /// Our claim on the session; a different value in the session means we were replaced.
+    generation: u64,
+    /// Seconds; 0 disables the keepalive check.
+    keep_alive: u16,
+    last_activity: Instant,
+    will: Option<PendingWill>,
+    /// Session expiry requested at CONNECT, checked against a DISCONNECT that changes it.
+    connect_expiry: u32,
+    limits: ClientLimits,
+    /// Topic aliases the client set up towards us (MQTT 5), per connection.
+    in_aliases: HashMap<u16, ByteString>,
+    /// Topic aliases we set up towards the client, and the next free one.
+    out_aliases: HashMap<ByteString, u16>,
+    next_out_alias: u16,
+}
+
+/// Serves one accepted TCP connection until it closes.
+pub async fn serve(
+    broker: Arc<Broker>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let Some(mut conn) = connect::accept(broker, stream, peer, &mut shutdown).await else {
+        return;
+    };
+    let close = conn.run(&mut shutdown).await;
+    conn.finish(close).await;
+}
+
+impl Connection {
+    async fn run(&mut self, shutdown: &mut watch::Receiver<bool>) -> Close {
+        loop {
+            if let Err(close) = self.fill() {
+                return close;
+            }
+            if let Err(close) = self.try_flush() {
+                return close;
+            }
+            let deadline = self.keepalive_deadline();
+            let can_read = self.wbuf.len() < WRITE_BACKPRESSURE;
+            let want_write = !self.wbuf.is_empty();
+            let session = Arc::clone(&self.session);
+            let event = tokio::select! {
+                r = self.stream.readable(), if can_read => match r {
+                    Ok(()) => Event::Readable,
+                    Err(e) => return Close::Io(e),
+                },
+                r = self.stream.writable(), if want_write => match r {
+                    Ok(()) => Event::Writable,
+                    Err(e) => return Close::Io(e),
+                },
+                _ = session.wake.notified() => Event::Wake,
+                _ = sleep_until_opt(deadline) => Event::KeepAlive,
+                _ = shutdown.changed() => Event::Shutdown,
+            };
+            let result = match event {
+                Event::Readable => self.read_and_handle(),
+                Event::Writable => self.try_flush(),
+                Event::Wake => Ok(()),
+                Event::KeepAlive => Err(Close::KeepAlive),
+                Event::Shutdown => Err(Close::Shutdown),
+            };
+            if let Err(close) = result {
+                return close;
+            }
+        }
+    }
+
+    fn keepalive_deadline(&self) -> Option<tokio::time::Instant> {
+        if self.keep_alive == 0 {
+            return None;
+        }
+        // [MQTT-3.1.2-24]: one and a half times the keep alive period.
+        let grace = Duration::from_millis(u64::from(self.keep_alive) * 1500);
+        Some(tokio::time::Instant::from_std(self.last_activity + grace))
+    }
+
+    /// One read syscall, then every complete packet in the buffer.
+    fn read_and_handle(&mut self) -> Result<(), Close> {
+        self.rbuf.reserve(READ_CHUNK);
+        match self.stream.try_read_buf(&mut self.rbuf) {
+            Ok(0) => return Err(Close::PeerClosed),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) => return Err(Close::Io(e)),
+        }
+        self.last_activity = Instant::now();
+        let max = self.broker.settings.max_packet_size;
+        while let Some((first_byte, body)) =
+            frame::take(&mut self.rbuf, max).map_err(Close::from_decode)?
+        {
+            let packet = midge_proto::decode_packet(
+                first_byte,
+                body,
+                self.version,
+                midge_proto::Sender::Client,
+            )
+            .map_err(Close::from_decode)?;
+            self.handle(packet)?;
+        }
+        Ok(())
+    }
+
+    fn try_flush(&mut self) -> Result<(), Close> {
+        while !self.wbuf.is_empty() {
+            match self.stream.try_write(&self.wbuf) {
+                Ok(n) => self.wbuf.advance(n),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) => return Err(Close::Io(e)),
+            }
+        }
+        // Give back a buffer that grew for a burst, so idle connections stay small.
+        if self.wbuf.capacity() > WRITE_HIGH_WATER * 2 {
+            self.wbuf = BytesMut::new();
+        }
+        Ok(())
+    }
+
+    fn send(&mut self, packet: &Packet) {
+        encode_packet(packet, self.version, &mut self.wbuf);
+    }
+
+    fn handle(&mut self, packet: Packet) -> Result<(), Close> {
+        match packet {
+            Packet::Publish(p) => self.on_publish(p),
+            Packet::PubAck(r) => {
+                self.on_puback(r.packet_id);
+                Ok(())
+            }
+            Packet::PubRec(r) => {
+                self.on_pubrec(r);
+                Ok(())
+            }
+            Packet::PubRel(r) => {
+                self.on_pubrel(r.packet_id);
+                Ok(())
+            }
+            Packet::PubComp(r) => {
+                self.on_pubcomp(r.packet_id);
+                Ok(())
+            }
+            Packet::Subscribe(s) => {
+                self.on_subscribe(s);
+                Ok(())
+            }
+            Packet::Unsubscribe(u) => {
+                self.on_unsubscribe(u);
+                Ok(())
+            }
+            Packet::PingReq => {
+                self.send(&Packet::PingResp);
+                Ok(())
+            }
+            Packet::Disconnect(d) => self.on_disconnect(d),
+            Packet::Connect(_) => Err(Close::protocol("second CONNECT")),
+            // No extended authentication method was accepted at CONNECT, so AUTH is out of place.
+            Packet::Auth(_) => Err(Close::protocol("AUTH without an authentication method")),
+            other => Err(Close::protocol(other.name())),
+        }
+    }
+
+    fn on_disconnect(&mut self, d: midge_proto::Disconnect) -> Result<(), Close> {
+        if let Some(expiry) = d.properties.session_expiry_interval {
+            // [MQTT-3.14.2-2]: a session that was to end at disconnect cannot be revived here.
+            if self.connect_expiry == 0 && expiry != 0 {
+                return Err(Close::protocol("session expiry set on DISCONNECT after 0"));
+            }
+            self.session.state.lock().expiry_interval = expiry;
+        }
+        Err(Close::Disconnected { reason: d.reason })
+    }
+}
+
+enum Event {
+    Readable,
+    Writable,
+    Wake,
+    KeepAlive,
+    Shutdown,
+}
+
+async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}

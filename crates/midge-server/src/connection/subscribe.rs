@@ -1,0 +1,95 @@
+//! SUBSCRIBE and UNSUBSCRIBE: the trie, the session's own list, and retained messages sent
+//! on subscribe.
+
+use std::time::Instant;
+
+use midge_proto::topic::parse_shared;
+use midge_proto::{
+    reason, Packet, Properties, SubAck, Subscribe, SubscriptionOptions, UnsubAck, Unsubscribe,
+};
+
+use super::Connection;
+use crate::session::{Delivery, SubEntry};
+
+impl Connection {
+    pub(super) fn on_subscribe(&mut self, s: Subscribe) {
+        let now = Instant::now();
+        let max_qos = self.broker.settings.max_qos;
+        let sub_id = s.properties.subscription_identifiers.first().copied();
+        let mut codes = Vec::with_capacity(s.filters.len());
+        let mut retained = Vec::new();
+        let mut deliveries = Vec::new();
+        for f in &s.filters {
+            let granted = f.options.qos.min(max_qos);
+            let entry = SubEntry {
+                options: SubscriptionOptions {
+                    qos: granted,
+                    ..f.options
+                },
+                id: sub_id,
+            };
+            let is_new = self.broker.subscribe(&self.session, &f.filter, entry);
+            self.session
+                .state
+                .lock()
+                .subscriptions
+                .insert(f.filter.clone(), entry);
+            codes.push(granted as u8);
+            tracing::debug!(
+                "{} subscribed to '{}' (QoS {}).",
+                self.client_id,
+                f.filter,
+                granted as u8
+            );
+
+            // Retained messages are not sent for shared subscriptions [MQTT-4.8.2]; retain
+            // handling 1 sends them only for a new subscription, 2 never.
+            let wanted = match f.options.retain_handling {
+                0 => true,
+                1 => is_new,
+                _ => false,
+            };
+            if wanted && parse_shared(&f.filter).is_none() {
+                self.broker.retained_matching(&f.filter, now, &mut retained);
+                for msg in retained.drain(..) {
+                    deliveries.push(Delivery {
+                        qos: msg.qos.min(granted),
+                        msg,
+                        retain: true,
+                        sub_ids: sub_id.into_iter().collect(),
+                    });
+                }
+            }
+        }
+        // SUBACK goes out before any retained message it released.
+        self.send(&Packet::SubAck(SubAck {
+            packet_id: s.packet_id,
+            codes,
+            properties: Properties::default(),
+        }));
+        for d in deliveries {
+            self.session.push(d, self.broker.settings.queue, now);
+        }
+    }
+
+    pub(super) fn on_unsubscribe(&mut self, u: Unsubscribe) {
+        let mut codes = Vec::with_capacity(u.filters.len());
+        for f in &u.filters {
+            let existed = self.broker.unsubscribe(&self.session, f);
+            self.session.state.lock().subscriptions.remove(f);
+            codes.push(if existed {
+                reason::SUCCESS
+            } else {
+                reason::NO_SUBSCRIPTION_EXISTED
+            });
+        }
+        if !self.version.is_v5() {
+            codes.clear();
+        }
+        self.send(&Packet::UnsubAck(UnsubAck {
+            packet_id: u.packet_id,
+            codes,
+            properties: Properties::default(),
+        }));
+    }
+}

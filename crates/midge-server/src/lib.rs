@@ -1,0 +1,19 @@
+//! Midge's I/O layer: listeners, the per-connection driver and the shared broker state.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), midge_server::ServerError> {
+//! let config = midge_core::config::parse("listener 1883\nallow_anonymous true\n", "midge.conf")
+//!     .expect("valid config");
+//! let server = midge_server::Server::bind(&config).await?;
+//! server.run().await;
+//! # Ok(()) }
+//! ```
+
+pub mod broker;
+mod connection;
+mod listener;
+pub mod message;
+pub mod session;
+pub mod settings;
+
+pub use listener::{Server, ServerError, ShutdownHandle};

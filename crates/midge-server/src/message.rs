@@ -1,0 +1,77 @@
+//! A published message as the broker holds it: one `Arc<Message>` shared by every subscriber
+//! it is delivered to and by the retained store, so fan-out never copies the payload.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use bytestring::ByteString;
+use midge_proto::{Properties, QoS};
+
+#[derive(Debug)]
+pub struct Message {
+    pub topic: ByteString,
+    pub payload: Bytes,
+    /// QoS the publisher used; each delivery is downgraded to the subscription's QoS.
+    pub qos: QoS,
+    /// Retain flag as published, kept for retain-as-published subscriptions.
+    pub retain: bool,
+    /// Only the properties that travel with the message (payload format, content type,
+    /// response topic, correlation data, user properties). Per-hop ones (topic alias,
+    /// subscription identifiers, expiry) are computed per delivery.
+    pub properties: Properties,
+    /// When the message expires (MQTT 5 message expiry interval), so that each delivery can
+    /// send the remaining time and drop what has expired while queued.
+    pub expires_at: Option<Instant>,
+    /// Client id of the publisher, for the MQTT 5 no-local option.
+    pub publisher: Option<Arc<str>>,
+}
+
+impl Message {
+    /// Builds the stored message from an inbound PUBLISH, keeping only what is forwarded.
+    pub fn new(
+        topic: ByteString,
+        payload: Bytes,
+        qos: QoS,
+        retain: bool,
+        mut properties: Properties,
+        now: Instant,
+        publisher: Option<Arc<str>>,
+    ) -> Message {
+        let expires_at = properties
+            .message_expiry_interval
+            .take()
+            .map(|secs| now + Duration::from_secs(u64::from(secs)));
+        properties.topic_alias = None;
+        properties.subscription_identifiers = Vec::new();
+        Message {
+            topic,
+            payload,
+            qos,
+            retain,
+            properties,
+            expires_at,
+            publisher,
+        }
+    }
+
+    pub fn is_expired(&self, now: Instant) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
+    }
+
+    /// Seconds left of the message expiry interval, rounded up so that a message that has
+    /// not expired never goes out with 0 (which would mean "no expiry" to nobody, but looks
+    /// like a lie to the client).
+    pub fn remaining_expiry(&self, now: Instant) -> Option<u32> {
+        self.expires_at.map(|at| {
+            let left = at.saturating_duration_since(now);
+            let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+            u32::try_from(secs.max(1)).unwrap_or(u32::MAX)
+        })
+    }
+
+    /// Bytes this message accounts for in `max_queued_bytes`.
+    pub fn size(&self) -> usize {
+        self.topic.len() + self.payload.len()
+    }
+}

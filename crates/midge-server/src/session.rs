@@ -1,0 +1,178 @@
+//! A client session: what survives between connections of a persistent client (subscriptions,
+//! queued and unacknowledged messages, QoS 2 state) and the mailbox publishers push into.
+//!
+//! The state sits behind one mutex per session. Publishers lock it only to push a delivery;
+//! the owning connection locks it to move deliveries into its write buffer. A connection owns
+//! the session while `generation` equals its own: a takeover bumps the generation, and the old
+//! connection, seeing the change, closes without touching the session again.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use midge_proto::{QoS, SubscriptionOptions};
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+use crate::message::Message;
+
+/// One message on its way to one subscriber.
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    pub msg: Arc<Message>,
+    /// Publisher QoS downgraded to the granted subscription QoS.
+    pub qos: QoS,
+    /// Retain flag as it goes out: set for retained messages sent on subscribe, or with
+    /// retain-as-published; cleared for live messages otherwise.
+    pub retain: bool,
+    /// MQTT 5 subscription identifiers of every matching subscription of this client.
+    pub sub_ids: Vec<u32>,
+}
+
+/// Where an outgoing QoS 1 or 2 message stands in its acknowledgement flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutState {
+    AwaitPubAck,
+    AwaitPubRec,
+    AwaitPubComp,
+}
+
+#[derive(Debug)]
+pub struct OutFlight {
+    pub delivery: Delivery,
+    pub state: OutState,
+}
+
+/// A subscription as the session remembers it (the trie holds the routing copy).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SubEntry {
+    pub options: SubscriptionOptions,
+    pub id: Option<u32>,
+}
+
+/// Queue limits from the configuration, applied when a delivery is pushed.
+#[derive(Clone, Copy, Debug)]
+pub struct QueueLimits {
+    /// 0 = unlimited.
+    pub max_messages: usize,
+    /// 0 = unlimited.
+    pub max_bytes: usize,
+}
+
+#[derive(Debug, Default)]
+pub struct SessionState {
+    /// Which connection owns the session; 0 while offline.
+    pub generation: u64,
+    /// The generation that attached last, so that timers started at a disconnect (session
+    /// expiry, delayed will) can tell whether the client has been back since.
+    pub last_generation: u64,
+    /// Set when the session has been discarded (clean-start takeover, expiry): its owner
+    /// must close and nobody may reuse it.
+    pub ended: bool,
+    /// Deliveries not yet written to the client, oldest first.
+    pub queue: VecDeque<Delivery>,
+    /// Sum of `Message::size` over `queue`, for `max_queued_bytes`.
+    pub queued_bytes: usize,
+    /// Sent QoS 1/2 messages awaiting acknowledgement, by packet id; resent with DUP when the
+    /// session resumes on a new connection.
+    pub inflight: HashMap<u16, OutFlight>,
+    /// Inbound QoS 2 packet ids received but not yet released: a repeated PUBLISH with one of
+    /// these ids is a duplicate and is not routed again (exactly once).
+    pub inbound_qos2: HashSet<u16>,
+    /// The client's subscriptions by full filter, to restore routing and answer UNSUBSCRIBE.
+    pub subscriptions: HashMap<String, SubEntry>,
+    /// Session expiry in seconds after disconnect; `u32::MAX` never expires.
+    pub expiry_interval: u32,
+    /// Last packet id handed out; ids are allocated upwards, skipping those in flight.
+    pub last_packet_id: u16,
+    /// Messages dropped because the queue was full, for the log.
+    pub dropped: u64,
+}
+
+impl SessionState {
+    /// Allocates a packet id not in use by an unacknowledged outgoing message.
+    pub fn next_packet_id(&mut self) -> Option<u16> {
+        if self.inflight.len() >= usize::from(u16::MAX) {
+            return None;
+        }
+        loop {
+            self.last_packet_id = self.last_packet_id.wrapping_add(1);
+            if self.last_packet_id == 0 {
+                continue;
+            }
+            if !self.inflight.contains_key(&self.last_packet_id) {
+                return Some(self.last_packet_id);
+            }
+        }
+    }
+
+    pub fn pop_delivery(&mut self) -> Option<Delivery> {
+        let d = self.queue.pop_front()?;
+        self.queued_bytes = self.queued_bytes.saturating_sub(d.msg.size());
+        Some(d)
+    }
+}
+
+#[derive(Debug)]
+pub struct Session {
+    pub client_id: Arc<str>,
+    pub state: Mutex<SessionState>,
+    /// Wakes the owning connection: new deliveries, takeover, or the session ending.
+    pub wake: Notify,
+    /// Mirrors `generation != 0` for lock-free checks (shared subscription member choice).
+    online: AtomicBool,
+}
+
+impl Session {
+    pub fn new(client_id: Arc<str>, expiry_interval: u32) -> Arc<Session> {
+        Arc::new(Session {
+            client_id,
+            state: Mutex::new(SessionState {
+                expiry_interval,
+                ..SessionState::default()
+            }),
+            wake: Notify::new(),
+            online: AtomicBool::new(false),
+        })
+    }
+
+    pub fn is_online(&self) -> bool {
+        self.online.load(Ordering::Acquire)
+    }
+
+    pub fn set_online(&self, online: bool) {
+        self.online.store(online, Ordering::Release);
+    }
+
+    /// Queues a delivery, applying the queue limits; QoS 0 messages are not queued for an
+    /// offline session (Mosquitto's default, `queue_qos0_messages false`). Returns false when
+    /// the delivery was dropped.
+    pub fn push(&self, delivery: Delivery, limits: QueueLimits, now: Instant) -> bool {
+        let mut st = self.state.lock();
+        if st.ended {
+            return false;
+        }
+        let online = st.generation != 0;
+        if !online && delivery.qos == QoS::AtMostOnce {
+            return false;
+        }
+        if delivery.msg.is_expired(now) {
+            return false;
+        }
+        let full_count = limits.max_messages != 0 && st.queue.len() >= limits.max_messages;
+        let full_bytes =
+            limits.max_bytes != 0 && st.queued_bytes + delivery.msg.size() > limits.max_bytes;
+        if full_count || full_bytes {
+            st.dropped += 1;
+            return false;
+        }
+        st.queued_bytes += delivery.msg.size();
+        st.queue.push_back(delivery);
+        drop(st);
+        if online {
+            self.wake.notify_one();
+        }
+        true
+    }
+}
