@@ -355,7 +355,7 @@ pub(crate) fn put_data(buf: &mut impl BufMut, v: &[u8]) {
     buf.put_slice(v);
 }
 
-/// Hands every property of `p` that `rules` allows to `sink`, in identifier order.
+/// Hands every property of `p` that `rules` allows to `sink`, in a fixed order.
 pub(crate) fn walk_properties(p: &Properties, rules: &PropRules, sink: &mut impl PropSink) {
     let on = |pid: u8| rules.allowed & (1u64 << pid) != 0;
     macro_rules! emit {
@@ -383,13 +383,16 @@ pub(crate) fn walk_properties(p: &Properties, rules: &PropRules, sink: &mut impl
         }
     }
     emit!(session_expiry_interval, id::SESSION_EXPIRY_INTERVAL, four);
+    // The limits below come in the order Mosquitto writes them in CONNACK, so that byte-exact
+    // expectations written against Mosquitto hold; the spec leaves the order free.
+    emit!(topic_alias_maximum, id::TOPIC_ALIAS_MAXIMUM, two);
+    emit!(server_keep_alive, id::SERVER_KEEP_ALIVE, two);
     emit_data(
         p.assigned_client_identifier.as_deref(),
         id::ASSIGNED_CLIENT_IDENTIFIER,
         &on,
         sink,
     );
-    emit!(server_keep_alive, id::SERVER_KEEP_ALIVE, two);
     emit_data(
         p.authentication_method.as_deref(),
         id::AUTHENTICATION_METHOD,
@@ -426,17 +429,16 @@ pub(crate) fn walk_properties(p: &Properties, rules: &PropRules, sink: &mut impl
         sink,
     );
     emit_data(p.reason_string.as_deref(), id::REASON_STRING, &on, sink);
-    emit!(receive_maximum, id::RECEIVE_MAXIMUM, two);
-    emit!(topic_alias_maximum, id::TOPIC_ALIAS_MAXIMUM, two);
-    emit!(topic_alias, id::TOPIC_ALIAS, two);
-    emit!(maximum_qos, id::MAXIMUM_QOS, byte);
     emit!(retain_available, id::RETAIN_AVAILABLE, byte);
+    emit!(maximum_packet_size, id::MAXIMUM_PACKET_SIZE, four);
+    emit!(receive_maximum, id::RECEIVE_MAXIMUM, two);
+    emit!(maximum_qos, id::MAXIMUM_QOS, byte);
+    emit!(topic_alias, id::TOPIC_ALIAS, two);
     if on(id::USER_PROPERTY) {
         for (key, value) in &p.user_properties {
             sink.pair(id::USER_PROPERTY, key, value);
         }
     }
-    emit!(maximum_packet_size, id::MAXIMUM_PACKET_SIZE, four);
     emit!(
         wildcard_subscription_available,
         id::WILDCARD_SUBSCRIPTION_AVAILABLE,

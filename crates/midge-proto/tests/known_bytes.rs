@@ -59,7 +59,12 @@ fn v5_connect_with_properties_and_credentials() {
     assert_eq!(c.properties.session_expiry_interval, Some(3600));
     assert_eq!(c.properties.receive_maximum, Some(20));
     assert_eq!(c.properties.topic_alias_maximum, Some(10));
-    assert_eq!(encode(&Packet::Connect(c), V5), bytes);
+    // Re-encoded with the limits in Midge's fixed (Mosquitto's CONNACK) order.
+    let reencoded = hex(
+        "10 20 00 04 4d 51 54 54 05 c2 00 3c 0b 11 00 00 0e 10 22 00 0a 21 00 14 \
+         00 02 63 31 00 01 75 00 01 70",
+    );
+    assert_eq!(encode(&Packet::Connect(c), V5), reencoded);
 }
 
 #[test]
@@ -112,7 +117,8 @@ fn connack_v5() {
             ..Properties::default()
         },
     });
-    let bytes = hex("20 0f 00 00 0c 12 00 06 61 75 74 6f 2d 31 22 00 0a");
+    // Topic Alias Maximum first, as Mosquitto writes it.
+    let bytes = hex("20 0f 00 00 0c 22 00 0a 12 00 06 61 75 74 6f 2d 31");
     assert_eq!(encode(&connack, V5), bytes);
     assert_eq!(decode_frame(&bytes, V5, Server), Ok(connack));
     let refused = Packet::ConnAck(ConnAck {

@@ -77,7 +77,13 @@ impl Connection {
                 if code < 0x80 {
                     self.session.state.lock().inbound_qos2.insert(p.packet_id);
                 }
-                let reason = if self.version.is_v5() { code } else { 0 };
+                // Mosquitto answers PUBREC 0x00 even without subscribers (it routes on
+                // PUBREL); both are valid, and clients written against it expect 0x00.
+                let reason = match code {
+                    _ if !self.version.is_v5() => 0,
+                    reason::NO_MATCHING_SUBSCRIBERS => reason::SUCCESS,
+                    c => c,
+                };
                 self.send(&Packet::PubRec(PubResp {
                     reason,
                     ..PubResp::new(p.packet_id)
