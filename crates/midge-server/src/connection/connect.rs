@@ -17,9 +17,12 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use super::close::REFUSE_FLUSH;
-use super::{frame, ClientLimits, Connection, READ_CHUNK};
+use super::{frame, ClientLimits, Connection};
 use crate::broker::{Broker, PendingWill};
 use crate::settings::{MQTT_MAX_PACKET, PRE_CONNECT_MAX_PACKET};
+
+/// Bytes asked of the kernel per read before CONNECT has arrived.
+const CONNECT_READ: usize = 512;
 
 /// Why a CONNECT is refused, in both protocol generations' codes.
 struct Refusal {
@@ -99,6 +102,12 @@ pub(super) async fn accept(
                 return None;
             }
         };
+    // Whatever followed CONNECT stays; the rest of the read reservation is given back.
+    let rbuf = if rbuf.is_empty() {
+        BytesMut::new()
+    } else {
+        rbuf
+    };
     handle_connect(broker, stream, peer, rbuf, *connect).await
 }
 
@@ -112,7 +121,8 @@ async fn read_connect(
         if let Some(frame) = frame::take(rbuf, cap).map_err(|e| e.to_string())? {
             return Ok(Some(frame));
         }
-        rbuf.reserve(READ_CHUNK.min(cap as usize));
+        // Small first: most CONNECTs fit, and `frame::take` reserves what a larger one announces.
+        rbuf.reserve(CONNECT_READ);
         stream.readable().await.map_err(|e| e.to_string())?;
         match stream.try_read_buf(rbuf) {
             Ok(0) => return Ok(None),

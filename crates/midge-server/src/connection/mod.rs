@@ -142,6 +142,7 @@ impl Connection {
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
             Err(e) => return Err(Close::Io(e)),
         }
+        let n = self.rbuf.len();
         self.last_activity = Instant::now();
         let max = self.broker.settings.max_packet_size;
         while let Some((first_byte, body)) =
@@ -155,6 +156,11 @@ impl Connection {
             )
             .map_err(Close::from_decode)?;
             self.handle(packet)?;
+        }
+        // A light reader gives its buffer back, so that idle connections cost little
+        // memory; a busy one keeps it for the next read.
+        if self.rbuf.is_empty() && n < READ_CHUNK / 4 {
+            self.rbuf = BytesMut::new();
         }
         Ok(())
     }
