@@ -352,7 +352,12 @@ fn decode_publish(
     };
     // [MQTT-3.3.2-1], [MQTT-4.7.3-1]; MQTT 5 3.3.2.3.4 lets an alias stand in for the name.
     if topic.is_empty() && properties.topic_alias.is_none() {
-        return Err(DecodeError::InvalidTopicName);
+        return Err(if v5 {
+            // MQTT 5 3.3.2.3.4: a protocol error, not a bad name.
+            DecodeError::MissingTopic
+        } else {
+            DecodeError::InvalidTopicName
+        });
     }
     Ok(Publish {
         dup: flags & 0x08 != 0,

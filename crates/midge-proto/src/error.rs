@@ -39,6 +39,8 @@ pub enum DecodeError {
     ZeroPacketId,
     #[error("invalid topic name")]
     InvalidTopicName,
+    #[error("PUBLISH without topic name or topic alias")]
+    MissingTopic,
     #[error("invalid topic filter")]
     InvalidTopicFilter,
     #[error("SUBSCRIBE or UNSUBSCRIBE without topic filters")]
@@ -94,6 +96,7 @@ impl DecodeError {
             }
             DecodeError::WrongDirection(_)
             | DecodeError::ZeroPacketId
+            | DecodeError::MissingTopic
             | DecodeError::DuplicateProperty(_)
             | DecodeError::InvalidPropertyValue(_)
             | DecodeError::InvalidWillFlags

@@ -549,7 +549,8 @@ mod publish {
         }
     }
 
-    // [MQTT-4.7.3-1] (3.1.1 [MQTT-4.7.3-1]): the topic name is at least one character.
+    // [MQTT-4.7.3-1]: the topic name is at least one character; in MQTT 5 an empty name
+    // without a topic alias is a protocol error (3.3.2.3.4).
     #[test]
     fn mqtt_4_7_3_1_empty_topic_name() {
         fails(0x30, &s(""), V311, Client, E::InvalidTopicName, 0x90);
@@ -559,8 +560,8 @@ mod publish {
             &publish_v5("", None, &[]),
             V5,
             Client,
-            E::InvalidTopicName,
-            0x90,
+            E::MissingTopic,
+            0x82,
         );
     }
 

@@ -203,18 +203,12 @@ async fn handle_connect(
     };
 
     if !authenticate(&broker, &connect) {
-        let r = if connect.username.is_some() {
-            Refusal {
-                v3: v3::BAD_USERNAME_OR_PASSWORD,
-                v5: reason::BAD_USER_NAME_OR_PASSWORD,
-                why: "bad username or password",
-            }
-        } else {
-            Refusal {
-                v3: v3::NOT_AUTHORIZED,
-                v5: reason::NOT_AUTHORIZED,
-                why: "not authorised",
-            }
+        // Mosquitto answers "not authorised" whether or not a username was given, so that
+        // the answer does not tell which usernames exist.
+        let r = Refusal {
+            v3: v3::NOT_AUTHORIZED,
+            v5: reason::NOT_AUTHORIZED,
+            why: "not authorised",
         };
         refuse(&mut stream, version, &r, peer).await;
         return None;
