@@ -326,8 +326,7 @@ fn mosquitto_protocol_number(v: ProtocolVersion) -> u8 {
 
 /// Anonymous clients are let in when allowed. Password files arrive with the security
 /// configuration; until then a client presenting credentials cannot be verified and is
-/// refused unless anonymous access is allowed (fail closed, unlike Mosquitto, which lets
-/// any username in when no password file is configured).
+/// refused unless anonymous access is allowed, as Mosquitto does without a password file.
 fn authenticate(broker: &Broker, _connect: &Connect) -> bool {
     broker.settings.allow_anonymous
 }
