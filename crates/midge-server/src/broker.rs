@@ -7,7 +7,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -79,6 +79,18 @@ pub struct Broker {
     retained: RwLock<RetainedStore<Arc<Message>>>,
     /// Source of connection generations; 0 is reserved for "offline".
     next_generation: AtomicU64,
+    /// Open client connections (CONNECT pending or done), so shutdown can wait for them
+    /// to say goodbye.
+    connections: AtomicUsize,
+}
+
+/// Counts one open connection for as long as it lives.
+pub struct ConnectionGuard(Arc<Broker>);
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.0.connections.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// One subscriber chosen for a message, before duplicates of the same client are merged.
@@ -104,7 +116,17 @@ impl Broker {
             subs: RwLock::new(SubscriptionTrie::new()),
             retained: RwLock::new(RetainedStore::new()),
             next_generation: AtomicU64::new(1),
+            connections: AtomicUsize::new(0),
         })
+    }
+
+    pub fn connection_opened(self: &Arc<Self>) -> ConnectionGuard {
+        self.connections.fetch_add(1, Ordering::AcqRel);
+        ConnectionGuard(Arc::clone(self))
+    }
+
+    pub fn open_connections(&self) -> usize {
+        self.connections.load(Ordering::Acquire)
     }
 
     /// Attaches a new connection to the session of `client_id`: resumes it, or replaces it

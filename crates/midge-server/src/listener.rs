@@ -12,6 +12,9 @@ use crate::broker::Broker;
 use crate::connection;
 use crate::settings::Settings;
 
+/// How long shutdown waits for connections to close.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Port of the local-only listeners used when the configuration defines none.
 pub const DEFAULT_PORT: u16 = 1883;
 
@@ -135,6 +138,12 @@ impl Server {
         }
         for t in tasks {
             let _ = t.await;
+        }
+        // Connections see the same signal and close (MQTT 5 clients get DISCONNECT 0x8B);
+        // give them a moment to flush before the runtime goes away.
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+        while self.broker.open_connections() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
     }
 }

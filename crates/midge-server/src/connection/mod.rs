@@ -78,6 +78,7 @@ pub async fn serve(
     peer: SocketAddr,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let _open = broker.connection_opened();
     let Some(mut conn) = connect::accept(broker, stream, peer, &mut shutdown).await else {
         return;
     };
