@@ -88,6 +88,10 @@ pub async fn serve(
 
 impl Connection {
     async fn run(&mut self, shutdown: &mut watch::Receiver<bool>) -> Close {
+        // One timer for the connection's life: it is re-armed only when it fires early
+        // (traffic moved the deadline), not on every packet.
+        let keepalive = tokio::time::sleep_until(self.keepalive_deadline());
+        tokio::pin!(keepalive);
         loop {
             if let Err(close) = self.fill() {
                 return close;
@@ -95,7 +99,6 @@ impl Connection {
             if let Err(close) = self.try_flush() {
                 return close;
             }
-            let deadline = self.keepalive_deadline();
             let can_read = self.wbuf.len() < WRITE_BACKPRESSURE;
             let want_write = !self.wbuf.is_empty();
             let session = Arc::clone(&self.session);
@@ -109,14 +112,22 @@ impl Connection {
                     Err(e) => return Close::Io(e),
                 },
                 _ = session.wake.notified() => Event::Wake,
-                _ = sleep_until_opt(deadline) => Event::KeepAlive,
+                _ = &mut keepalive, if self.keep_alive != 0 => Event::KeepAlive,
                 _ = shutdown.changed() => Event::Shutdown,
             };
             let result = match event {
                 Event::Readable => self.read_and_handle(),
                 Event::Writable => self.try_flush(),
                 Event::Wake => Ok(()),
-                Event::KeepAlive => Err(Close::KeepAlive),
+                Event::KeepAlive => {
+                    let deadline = self.keepalive_deadline();
+                    if tokio::time::Instant::now() >= deadline {
+                        Err(Close::KeepAlive)
+                    } else {
+                        keepalive.as_mut().reset(deadline);
+                        Ok(())
+                    }
+                }
                 Event::Shutdown => Err(Close::Shutdown),
             };
             if let Err(close) = result {
@@ -125,13 +136,15 @@ impl Connection {
         }
     }
 
-    fn keepalive_deadline(&self) -> Option<tokio::time::Instant> {
-        if self.keep_alive == 0 {
-            return None;
-        }
-        // [MQTT-3.1.2-24]: one and a half times the keep alive period.
-        let grace = Duration::from_millis(u64::from(self.keep_alive) * 1500);
-        Some(tokio::time::Instant::from_std(self.last_activity + grace))
+    /// When the client's silence exceeds one and a half keep alive periods
+    /// [MQTT-3.1.2-24]. Far in the future when keep alive is off.
+    fn keepalive_deadline(&self) -> tokio::time::Instant {
+        let grace = if self.keep_alive == 0 {
+            Duration::from_secs(86_400 * 365)
+        } else {
+            Duration::from_millis(u64::from(self.keep_alive) * 1500)
+        };
+        tokio::time::Instant::from_std(self.last_activity + grace)
     }
 
     /// One read syscall, then every complete packet in the buffer.
@@ -242,11 +255,4 @@ enum Event {
     Wake,
     KeepAlive,
     Shutdown,
-}
-
-async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
-    }
 }
