@@ -6,6 +6,7 @@
 
 pub mod config;
 mod inline_stack;
+pub mod password;
 pub mod retained;
 pub mod topic;
 pub mod trie;

@@ -1,5 +1,7 @@
 //! `midge`: the broker, with Mosquitto's command line.
 
+mod passwd;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -31,6 +33,11 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
+    // `midge passwd ...` is mosquitto_passwd's command line, not the broker's: dispatched
+    // before clap sees (and rejects) its options.
+    if std::env::args_os().nth(1).is_some_and(|a| a == "passwd") {
+        return passwd::main(std::env::args_os().skip(2).collect());
+    }
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_target(false)
