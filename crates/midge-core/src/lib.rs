@@ -4,6 +4,7 @@
 //! exhaustively in-process. The I/O crate (`midge-server`) wraps these types in locks and
 //! tasks.
 
+pub mod acl;
 pub mod config;
 mod inline_stack;
 pub mod password;
