@@ -43,6 +43,10 @@ impl Hash for SessionKey {
 pub struct PendingWill {
     pub will: midge_proto::Will,
     pub publisher: Arc<str>,
+    pub username: Option<Arc<str>>,
+    /// The listener the client connected through: its policy decides whether the will may
+    /// be published when the time comes (the ACL may have been reloaded since CONNECT).
+    pub listener: Option<Arc<crate::listener_ctx::ListenerCtx>>,
     /// MQTT 5 will delay interval in seconds (0 for 3.x).
     pub delay: u32,
 }
@@ -82,6 +86,9 @@ pub struct Broker {
     /// Open client connections (CONNECT pending or done), so shutdown can wait for them
     /// to say goodbye.
     connections: AtomicUsize,
+    /// Password checks running at once (PBKDF2 and argon2id are CPU and memory heavy):
+    /// one per core, so a flood of CONNECTs queues here instead of starving the I/O threads.
+    pub hashing: tokio::sync::Semaphore,
 }
 
 /// Counts one open connection for as long as it lives.
@@ -117,6 +124,9 @@ impl Broker {
             retained: RwLock::new(RetainedStore::new()),
             next_generation: AtomicU64::new(1),
             connections: AtomicUsize::new(0),
+            hashing: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+            ),
         })
     }
 
@@ -320,6 +330,25 @@ impl Broker {
     }
 
     fn publish_will(&self, will: PendingWill) {
+        let allowed = will.listener.as_ref().is_none_or(|l| {
+            l.policy.with(|p| {
+                p.may(
+                    will.username.as_deref(),
+                    &will.publisher,
+                    &will.will.topic,
+                    midge_core::acl::Access::Write,
+                )
+            })
+        });
+        if !allowed {
+            tracing::info!(
+                "Denied will of {} on '{}' (username {:?}).",
+                will.publisher,
+                &*will.will.topic,
+                will.username.as_deref()
+            );
+            return;
+        }
         let now = Instant::now();
         self.publish(&will.message(now), now);
     }
@@ -387,21 +416,28 @@ impl Broker {
         let mut i = 0;
         while i < targets.len() {
             let first = &targets[i];
-            let mut qos = first.qos;
-            let mut rap = first.retain_as_published;
-            let mut sub_ids = Vec::new();
-            sub_ids.extend(first.sub_id);
             let mut j = i + 1;
             if !first.shared {
                 while j < targets.len()
                     && !targets[j].shared
                     && Arc::ptr_eq(&targets[j].session, &first.session)
                 {
-                    qos = qos.max(targets[j].qos);
-                    rap |= targets[j].retain_as_published;
-                    sub_ids.extend(targets[j].sub_id);
                     j += 1;
                 }
+            }
+            // ACL read check per subscriber, per message, as Mosquitto makes it.
+            if !first.session.may(&msg.topic, midge_core::acl::Access::Read) {
+                i = j;
+                continue;
+            }
+            let mut qos = first.qos;
+            let mut rap = first.retain_as_published;
+            let mut sub_ids = Vec::new();
+            sub_ids.extend(first.sub_id);
+            for t in &targets[i + 1..j] {
+                qos = qos.max(t.qos);
+                rap |= t.retain_as_published;
+                sub_ids.extend(t.sub_id);
             }
             let delivery = Delivery {
                 msg: Arc::clone(msg),

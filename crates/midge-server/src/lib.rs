@@ -9,11 +9,15 @@
 //! # Ok(()) }
 //! ```
 
+mod admission;
 pub mod broker;
 mod connection;
 mod listener;
+pub mod listener_ctx;
 pub mod message;
+pub mod policy;
 pub mod session;
 pub mod settings;
+mod stream;
 
-pub use listener::{Server, ServerError, ShutdownHandle};
+pub use listener::{Server, ServerError, ServerHandle, ShutdownHandle};

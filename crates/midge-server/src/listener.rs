@@ -3,14 +3,18 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
-use midge_core::config::Config;
+use midge_core::config::{Config, ListenerConfig, SocketDomain};
 use socket2::{Domain, Protocol, Socket, Type};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::watch;
 
+use crate::admission::Admission;
 use crate::broker::Broker;
 use crate::connection;
+use crate::listener_ctx::ListenerCtx;
+use crate::policy::Policy;
 use crate::settings::Settings;
+use crate::stream::Stream;
 
 /// How long shutdown waits for connections to close.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
@@ -27,28 +31,84 @@ pub enum ServerError {
     },
     #[error("cannot listen on {addr}: {source}")]
     Bind {
-        addr: SocketAddr,
+        addr: String,
         source: std::io::Error,
     },
+    #[error("{0}")]
+    Policy(String),
     #[error("no listener could be opened")]
     NoListener,
+}
+
+enum Socketish {
+    Tcp(TcpListener),
+    Unix(UnixListener, String),
+}
+
+struct Bound {
+    socket: Socketish,
+    ctx: Arc<ListenerCtx>,
 }
 
 /// A bound broker, ready to run.
 pub struct Server {
     broker: Arc<Broker>,
-    listeners: Vec<TcpListener>,
-    shutdown_tx: watch::Sender<bool>,
+    bound: Vec<Bound>,
+    handle: ServerHandle,
 }
 
-/// Asks a running server to stop: listeners close, clients are disconnected.
+/// Controls a running server from outside: shutdown and reload.
 #[derive(Clone)]
-pub struct ShutdownHandle(watch::Sender<bool>);
+pub struct ServerHandle {
+    shutdown: watch::Sender<bool>,
+    listeners: Arc<Vec<Arc<ListenerCtx>>>,
+}
 
-impl ShutdownHandle {
+/// Kept for callers that only stop the server.
+pub type ShutdownHandle = ServerHandle;
+
+impl ServerHandle {
     pub fn shutdown(&self) {
-        let _ = self.0.send(true);
+        let _ = self.shutdown.send(true);
     }
+
+    /// Applies a re-read configuration to the running listeners: the password and ACL
+    /// files (and the other security options) of each listener are reloaded. A listener
+    /// whose files cannot be read or parsed keeps its previous policy; the errors are
+    /// returned for the log. Listeners themselves are not re-bound, as with Mosquitto.
+    pub fn reload(&self, config: &Config) -> Vec<String> {
+        let mut errors = Vec::new();
+        let wanted = effective_listeners(config);
+        for ctx in self.listeners.iter() {
+            let Some(lc) = wanted.get(ctx.index) else {
+                errors.push(format!(
+                    "listener on port {} no longer configured; restart to remove it",
+                    ctx.port
+                ));
+                continue;
+            };
+            match Policy::load(&config.security_for(lc)) {
+                Ok(policy) => ctx.policy.replace(policy),
+                Err(e) => errors.push(format!("{e} (keeping the previous settings)")),
+            }
+        }
+        errors
+    }
+}
+
+/// The listeners a configuration opens: its own, or Mosquitto 2's local-only pair.
+fn effective_listeners(config: &Config) -> Vec<ListenerConfig> {
+    if !config.listeners.is_empty() {
+        return config.listeners.clone();
+    }
+    ["127.0.0.1", "::1"]
+        .iter()
+        .map(|host| ListenerConfig {
+            port: DEFAULT_PORT,
+            bind_address: Some((*host).to_string()),
+            ..config.listener_defaults.clone()
+        })
+        .collect()
 }
 
 impl Server {
@@ -58,57 +118,77 @@ impl Server {
     pub async fn bind(config: &Config) -> Result<Server, ServerError> {
         let local_only = config.listeners.is_empty();
         let settings = Settings::from_config(config, local_only);
-        let mut listeners = Vec::new();
-        if local_only {
-            for ip in [
-                IpAddr::V4(Ipv4Addr::LOCALHOST),
-                IpAddr::V6(Ipv6Addr::LOCALHOST),
-            ] {
-                let addr = SocketAddr::new(ip, DEFAULT_PORT);
-                match bind_tcp(addr) {
-                    Ok(l) => listeners.push(l),
+        let broker = Broker::new(settings);
+        let admission = Arc::new(Admission::new(config.max_connections_per_ip));
+        let mut bound = Vec::new();
+        let mut contexts = Vec::new();
+        for (index, lc) in effective_listeners(config).into_iter().enumerate() {
+            let policy = Policy::load(&config.security_for(&lc)).map_err(ServerError::Policy)?;
+            let ctx = Arc::new(ListenerCtx::new(
+                index,
+                &lc,
+                config,
+                policy,
+                Arc::clone(&admission),
+            ));
+            contexts.push(Arc::clone(&ctx));
+            if let Some(path) = &lc.unix_socket {
+                // A socket file left by a previous run would make bind fail.
+                let _ = std::fs::remove_file(path);
+                let l = UnixListener::bind(path).map_err(|source| ServerError::Bind {
+                    addr: path.clone(),
+                    source,
+                })?;
+                bound.push(Bound {
+                    socket: Socketish::Unix(l, path.clone()),
+                    ctx,
+                });
+                continue;
+            }
+            let optional_v6 = local_only || lc.bind_address.is_none();
+            for addr in resolve(&lc).await? {
+                match bind_tcp(addr, lc.bind_interface.as_deref()) {
+                    Ok(l) => bound.push(Bound {
+                        socket: Socketish::Tcp(l),
+                        ctx: Arc::clone(&ctx),
+                    }),
                     // A host without IPv6 still serves IPv4, as Mosquitto does.
-                    Err(e) if ip.is_ipv6() => tracing::warn!("{e}"),
+                    Err(e) if addr.is_ipv6() && optional_v6 => tracing::warn!("{e}"),
                     Err(e) => return Err(e),
                 }
             }
-        } else {
-            for l in &config.listeners {
-                for addr in resolve(l.port, l.bind_address.as_deref()).await? {
-                    match bind_tcp(addr) {
-                        Ok(listener) => listeners.push(listener),
-                        Err(e)
-                            if addr.is_ipv6()
-                                && (l.bind_address.is_none()
-                                    || addr.ip() == IpAddr::V6(Ipv6Addr::LOCALHOST)) =>
-                        {
-                            tracing::warn!("{e}")
-                        }
-                        Err(e) => return Err(e),
-                    }
-                }
-            }
         }
-        if listeners.is_empty() {
+        if bound.is_empty() {
             return Err(ServerError::NoListener);
         }
-        let (shutdown_tx, _) = watch::channel(false);
+        let (shutdown, _) = watch::channel(false);
         Ok(Server {
-            broker: Broker::new(settings),
-            listeners,
-            shutdown_tx,
+            broker,
+            bound,
+            handle: ServerHandle {
+                shutdown,
+                listeners: Arc::new(contexts),
+            },
         })
     }
 
+    /// TCP addresses actually bound (port 0 resolved), in configuration order.
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        self.listeners
+        self.bound
             .iter()
-            .filter_map(|l| l.local_addr().ok())
+            .filter_map(|b| match &b.socket {
+                Socketish::Tcp(l) => l.local_addr().ok(),
+                Socketish::Unix(..) => None,
+            })
             .collect()
     }
 
+    pub fn handle(&self) -> ServerHandle {
+        self.handle.clone()
+    }
+
     pub fn shutdown_handle(&self) -> ShutdownHandle {
-        ShutdownHandle(self.shutdown_tx.clone())
+        self.handle.clone()
     }
 
     pub fn broker(&self) -> &Arc<Broker> {
@@ -118,19 +198,27 @@ impl Server {
     /// Accepts connections on every listener until shutdown is requested.
     pub async fn run(self) {
         let mut tasks = Vec::new();
-        for listener in self.listeners {
-            if let Ok(addr) = listener.local_addr() {
-                tracing::info!(
-                    "Opening ipv{} listen socket on port {}.",
-                    if addr.is_ipv4() { 4 } else { 6 },
-                    addr.port()
-                );
-            }
+        for b in self.bound {
             let broker = Arc::clone(&self.broker);
-            let shutdown = self.shutdown_tx.subscribe();
-            tasks.push(tokio::spawn(accept_loop(listener, broker, shutdown)));
+            let shutdown = self.handle.shutdown.subscribe();
+            match b.socket {
+                Socketish::Tcp(l) => {
+                    if let Ok(addr) = l.local_addr() {
+                        tracing::info!(
+                            "Opening ipv{} listen socket on port {}.",
+                            if addr.is_ipv4() { 4 } else { 6 },
+                            addr.port()
+                        );
+                    }
+                    tasks.push(tokio::spawn(accept_tcp(l, b.ctx, broker, shutdown)));
+                }
+                Socketish::Unix(l, path) => {
+                    tracing::info!("Opening unix listen socket on path {path}.");
+                    tasks.push(tokio::spawn(accept_unix(l, path, b.ctx, broker, shutdown)));
+                }
+            }
         }
-        let mut shutdown = self.shutdown_tx.subscribe();
+        let mut shutdown = self.handle.shutdown.subscribe();
         while !*shutdown.borrow_and_update() {
             if shutdown.changed().await.is_err() {
                 break;
@@ -148,12 +236,13 @@ impl Server {
     }
 }
 
-async fn accept_loop(
+async fn accept_tcp(
     listener: TcpListener,
+    ctx: Arc<ListenerCtx>,
     broker: Arc<Broker>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+    let port = ctx.port;
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
@@ -161,6 +250,22 @@ async fn accept_loop(
         };
         match accepted {
             Ok((stream, peer)) => {
+                // Refused before any MQTT work: over the per-IP rate, or the listener full.
+                if !ctx.admission.admit(peer.ip()) {
+                    tracing::info!(
+                        "Connection from {} refused: max_connections_per_IP exceeded.",
+                        peer.ip()
+                    );
+                    continue;
+                }
+                let Some(slot) = ctx.try_open() else {
+                    tracing::info!(
+                        "Connection from {} refused: max_connections reached on port {port}.",
+                        peer.ip()
+                    );
+                    continue;
+                };
+                // Midge batches its writes itself; Nagle would only add delay.
                 let _ = stream.set_nodelay(true);
                 tracing::info!(
                     "New connection from {}:{} on port {}.",
@@ -170,8 +275,10 @@ async fn accept_loop(
                 );
                 tokio::spawn(connection::serve(
                     Arc::clone(&broker),
-                    stream,
-                    peer,
+                    Arc::clone(&ctx),
+                    slot,
+                    Stream::Tcp(stream),
+                    peer.to_string(),
                     shutdown.clone(),
                 ));
             }
@@ -184,36 +291,90 @@ async fn accept_loop(
     }
 }
 
-/// Addresses for a listener: the given host's, or every interface (IPv4 and IPv6).
-async fn resolve(port: u16, host: Option<&str>) -> Result<Vec<SocketAddr>, ServerError> {
-    match host {
-        None => Ok(vec![
-            SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
-            SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port),
-        ]),
-        Some(h) => {
-            if let Ok(ip) = h.parse::<IpAddr>() {
-                return Ok(vec![SocketAddr::new(ip, port)]);
+async fn accept_unix(
+    listener: UnixListener,
+    path: String,
+    ctx: Arc<ListenerCtx>,
+    broker: Arc<Broker>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = shutdown.changed() => {
+                let _ = std::fs::remove_file(&path);
+                return;
             }
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((h, port))
-                .await
-                .map_err(|source| ServerError::Resolve {
-                    address: h.to_string(),
-                    source,
-                })?
-                .collect();
-            Ok(addrs.into_iter().take(1).collect())
+        };
+        match accepted {
+            Ok((stream, _)) => {
+                let Some(slot) = ctx.try_open() else {
+                    tracing::info!("Connection refused: max_connections reached on {path}.");
+                    continue;
+                };
+                tracing::info!("New connection from {path} on port 0.");
+                tokio::spawn(connection::serve(
+                    Arc::clone(&broker),
+                    Arc::clone(&ctx),
+                    slot,
+                    Stream::Unix(stream),
+                    path.clone(),
+                    shutdown.clone(),
+                ));
+            }
+            Err(e) => {
+                tracing::warn!("accept failed on {path}: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
         }
     }
 }
 
-fn bind_tcp(addr: SocketAddr) -> Result<TcpListener, ServerError> {
-    let err = |source| ServerError::Bind { addr, source };
+/// Addresses for a listener: the given host's, or every interface (IPv4 and IPv6), limited
+/// by `socket_domain`.
+async fn resolve(lc: &ListenerConfig) -> Result<Vec<SocketAddr>, ServerError> {
+    let port = lc.port;
+    let mut addrs = match lc.bind_address.as_deref() {
+        None => vec![
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
+            SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port),
+        ],
+        Some(h) => {
+            if let Ok(ip) = h.parse::<IpAddr>() {
+                vec![SocketAddr::new(ip, port)]
+            } else {
+                let found: Vec<SocketAddr> = tokio::net::lookup_host((h, port))
+                    .await
+                    .map_err(|source| ServerError::Resolve {
+                        address: h.to_string(),
+                        source,
+                    })?
+                    .collect();
+                found.into_iter().take(1).collect()
+            }
+        }
+    };
+    match lc.socket_domain {
+        Some(SocketDomain::Ipv4) => addrs.retain(SocketAddr::is_ipv4),
+        Some(SocketDomain::Ipv6) => addrs.retain(SocketAddr::is_ipv6),
+        None => {}
+    }
+    Ok(addrs)
+}
+
+fn bind_tcp(addr: SocketAddr, interface: Option<&str>) -> Result<TcpListener, ServerError> {
+    let err = |source| ServerError::Bind {
+        addr: addr.to_string(),
+        source,
+    };
     let socket =
         Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)).map_err(err)?;
     if addr.is_ipv6() {
         // IPv4 is bound separately; keep the two sockets from colliding on dual-stack hosts.
         socket.set_only_v6(true).map_err(err)?;
+    }
+    if let Some(dev) = interface {
+        socket.bind_device(Some(dev.as_bytes())).map_err(err)?;
     }
     socket.set_reuse_address(true).map_err(err)?;
     socket.set_nonblocking(true).map_err(err)?;

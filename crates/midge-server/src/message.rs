@@ -25,6 +25,8 @@ pub struct Message {
     pub expires_at: Option<Instant>,
     /// Client id of the publisher, for the MQTT 5 no-local option.
     pub publisher: Option<Arc<str>>,
+    /// Username of the publisher, for `check_retain_source` when the message is retained.
+    pub publisher_username: Option<Arc<str>>,
 }
 
 impl Message {
@@ -52,6 +54,7 @@ impl Message {
             properties,
             expires_at,
             publisher,
+            publisher_username: None,
         }
     }
 

@@ -11,10 +11,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use arc_swap::ArcSwapOption;
+use midge_core::acl::Access;
 use midge_proto::{QoS, SubscriptionOptions};
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
+use crate::listener_ctx::ListenerCtx;
 use crate::message::Message;
 
 /// One message on its way to one subscriber.
@@ -58,6 +61,8 @@ pub struct QueueLimits {
     pub max_messages: usize,
     /// 0 = unlimited.
     pub max_bytes: usize,
+    /// `queue_qos0_messages`: keep QoS 0 messages for offline persistent sessions too.
+    pub queue_qos0: bool,
 }
 
 #[derive(Debug, Default)]
@@ -114,9 +119,20 @@ impl SessionState {
     }
 }
 
+/// Who the session's client is, for the ACL checks made on its behalf: set by each
+/// connection that attaches, kept while the session is offline.
+#[derive(Debug)]
+pub struct Identity {
+    pub username: Option<Arc<str>>,
+    /// The listener the client came through, whose policy applies to it.
+    pub listener: Arc<ListenerCtx>,
+}
+
 #[derive(Debug)]
 pub struct Session {
     pub client_id: Arc<str>,
+    /// `None` only for sessions made outside a connection (benchmarks, tests).
+    identity: ArcSwapOption<Identity>,
     pub state: Mutex<SessionState>,
     /// Wakes the owning connection: new deliveries, takeover, or the session ending.
     pub wake: Notify,
@@ -134,7 +150,25 @@ impl Session {
             }),
             wake: Notify::new(),
             online: AtomicBool::new(false),
+            identity: ArcSwapOption::empty(),
         })
+    }
+
+    pub fn set_identity(&self, identity: Identity) {
+        self.identity.store(Some(Arc::new(identity)));
+    }
+
+    /// Whether this session's client may do `access` on `topic` under its listener's
+    /// current policy (re-read on every call, so a reload applies at once).
+    pub fn may(&self, topic: &str, access: Access) -> bool {
+        let identity = self.identity.load();
+        match identity.as_ref() {
+            Some(id) => id
+                .listener
+                .policy
+                .with(|p| p.may(id.username.as_deref(), &self.client_id, topic, access)),
+            None => true,
+        }
     }
 
     pub fn is_online(&self) -> bool {
@@ -146,7 +180,7 @@ impl Session {
     }
 
     /// Queues a delivery, applying the queue limits; QoS 0 messages are not queued for an
-    /// offline session (Mosquitto's default, `queue_qos0_messages false`). Returns false when
+    /// offline session unless `queue_qos0_messages` is set (as in Mosquitto). Returns false when
     /// the delivery was dropped.
     pub fn push(&self, delivery: Delivery, limits: QueueLimits, now: Instant) -> bool {
         let mut st = self.state.lock();
@@ -154,7 +188,7 @@ impl Session {
             return false;
         }
         let online = st.generation != 0;
-        if !online && delivery.qos == QoS::AtMostOnce {
+        if !online && delivery.qos == QoS::AtMostOnce && !limits.queue_qos0 {
             return false;
         }
         if delivery.msg.is_expired(now) {

@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use midge_core::config::Config;
-use midge_proto::QoS;
 
 use crate::session::QueueLimits;
 
@@ -18,20 +17,20 @@ pub const PRE_CONNECT_MAX_PACKET: u32 = 256 * 1024;
 
 #[derive(Clone, Debug)]
 pub struct Settings {
-    pub allow_anonymous: bool,
     pub max_keepalive: u16,
     /// Largest packet accepted from a client, fixed header included.
     pub max_packet_size: u32,
+    /// Largest PUBLISH payload accepted: the smaller of `max_payload_size` and the
+    /// deprecated `message_size_limit`; `None` = only the packet size limits apply.
+    pub max_payload: Option<u32>,
     /// Outgoing QoS 1/2 window per client, and the receive maximum announced to MQTT 5
     /// clients for their inbound QoS 2 flows.
     pub max_inflight: u16,
     pub queue: QueueLimits,
     pub retain_available: bool,
-    pub max_qos: QoS,
-    pub allow_zero_length_clientid: bool,
-    pub auto_id_prefix: String,
-    /// How many topic aliases an MQTT 5 client may use towards the broker.
-    pub max_topic_alias: u16,
+    /// `check_retain_source`: a retained message is sent on subscribe only while its
+    /// publisher may still write to its topic.
+    pub check_retain_source: bool,
     /// How long a new connection may take to send CONNECT.
     pub connect_timeout: Duration,
     /// Expiry applied to 3.1.1 persistent sessions (clean session 0), which otherwise never
@@ -40,17 +39,22 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// `local_only` is Mosquitto 2's mode without any listener configured, where anonymous
-    /// clients are allowed unless the configuration says otherwise.
-    pub fn from_config(config: &Config, local_only: bool) -> Settings {
+    /// `_local_only` is Mosquitto 2's mode without any listener configured; the settings
+    /// here do not depend on it (the per-listener security does).
+    pub fn from_config(config: &Config, _local_only: bool) -> Settings {
         let max_packet_size = match config.max_packet_size {
             Some(n) if n > 0 => n.min(MQTT_MAX_PACKET),
             _ => MQTT_MAX_PACKET,
         };
+        let size_limit = Some(config.message_size_limit).filter(|&n| n > 0);
+        let max_payload = match (config.max_payload_size, size_limit) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         Settings {
-            allow_anonymous: config.allow_anonymous.unwrap_or(local_only),
             max_keepalive: config.max_keepalive,
             max_packet_size,
+            max_payload,
             max_inflight: if config.max_inflight_messages == 0 {
                 u16::MAX
             } else {
@@ -59,12 +63,10 @@ impl Settings {
             queue: QueueLimits {
                 max_messages: config.max_queued_messages,
                 max_bytes: config.max_queued_bytes,
+                queue_qos0: config.queue_qos0_messages,
             },
             retain_available: config.retain_available,
-            max_qos: QoS::from_u8(config.max_qos).unwrap_or(QoS::ExactlyOnce),
-            allow_zero_length_clientid: config.allow_zero_length_clientid,
-            auto_id_prefix: config.auto_id_prefix.clone(),
-            max_topic_alias: 10,
+            check_retain_source: config.check_retain_source,
             connect_timeout: Duration::from_secs(10),
             persistent_client_expiration: config
                 .persistent_client_expiration

@@ -80,7 +80,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(serve(config))
+    runtime.block_on(serve(config, cli))
 }
 
 fn load_config(cli: &Cli) -> Result<Config, String> {
@@ -88,7 +88,8 @@ fn load_config(cli: &Cli) -> Result<Config, String> {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
-            config::parse(&text, &path.display().to_string()).map_err(|e| e.to_string())?
+            config::parse_with(&text, &path.display().to_string(), &mut read_include_dir)
+                .map_err(|e| e.to_string())?
         }
         None => config::parse("", "<none>").map_err(|e| e.to_string())?,
     };
@@ -96,32 +97,49 @@ fn load_config(cli: &Cli) -> Result<Config, String> {
         // As Mosquitto: without a config file, -p keeps the local-only mode on that port.
         let local = cli.config.is_none();
         for &port in &cli.ports {
-            if local {
-                for host in ["127.0.0.1", "::1"] {
-                    config.listeners.push(ListenerConfig {
-                        port,
-                        bind_address: Some(host.to_string()),
-                        line: 0,
-                        max_qos: None,
-                    });
-                }
+            let hosts: &[Option<&str>] = if local {
+                &[Some("127.0.0.1"), Some("::1")]
             } else {
+                &[None]
+            };
+            for host in hosts {
                 config.listeners.push(ListenerConfig {
                     port,
-                    bind_address: None,
-                    line: 0,
-                    max_qos: None,
+                    bind_address: host.map(str::to_string),
+                    ..config.listener_defaults.clone()
                 });
             }
         }
-        if local && config.allow_anonymous.is_none() {
+        if local && config.security.allow_anonymous.is_none() {
+            config.security.allow_anonymous = Some(true);
             config.allow_anonymous = Some(true);
         }
     }
     Ok(config)
 }
 
-async fn serve(config: Config) -> ExitCode {
+/// `include_dir`: the `.conf` files of a directory, as the parser wants them (it filters
+/// and sorts them the way Mosquitto does).
+fn read_include_dir(dir: &str) -> Result<Vec<(String, String)>, String> {
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| format!("cannot read directory {dir}: {e}"))?;
+    let mut files = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| format!("cannot read directory {dir}: {e}"))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !config::is_include_file(&name) {
+            continue;
+        }
+        let path = format!("{dir}/{name}");
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
+        files.push((path, text));
+    }
+    files.sort_by(|a, b| config::include_order(&a.0, &b.0));
+    Ok(files)
+}
+
+async fn serve(config: Config, cli: Cli) -> ExitCode {
     tracing::info!("midge version {} starting", env!("CARGO_PKG_VERSION"));
     let server = match Server::bind(&config).await {
         Ok(s) => s,
@@ -130,14 +148,38 @@ async fn serve(config: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let handle = server.shutdown_handle();
+    let handle = server.handle();
     tokio::spawn(async move {
         wait_for_signal().await;
         tracing::info!("midge version {} terminating", env!("CARGO_PKG_VERSION"));
         handle.shutdown();
     });
+    let handle = server.handle();
+    tokio::spawn(async move {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            reload(&cli, &handle);
+        }
+    });
     server.run().await;
     ExitCode::SUCCESS
+}
+
+/// SIGHUP: re-read the configuration and the files it names. Anything that fails keeps
+/// the settings in force and is logged with `file:line: reason`.
+fn reload(cli: &Cli, handle: &midge_server::ServerHandle) {
+    tracing::info!("Reloading config.");
+    match load_config(cli) {
+        Ok(config) => {
+            for e in handle.reload(&config) {
+                tracing::error!("Reload: {e}");
+            }
+        }
+        Err(e) => tracing::error!("Reload failed, keeping the previous settings: {e}"),
+    }
 }
 
 async fn wait_for_signal() {

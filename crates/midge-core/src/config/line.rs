@@ -41,6 +41,25 @@ impl<'a> Line<'a> {
             .take_while(|word| !word.starts_with('#'))
     }
 
+    /// Every whitespace-separated word after the name, `#` words included: for options
+    /// whose values may themselves start with `#` (a bridge `topic #`).
+    pub(crate) fn words(&self) -> impl Iterator<Item = &'a str> {
+        self.rest.split_whitespace()
+    }
+
+    /// The first word and the rest of the line after it (trimmed), for options such as
+    /// `log_dest file <path with spaces>` and `plugin_load <name> <path>`.
+    pub(crate) fn first_and_rest(&self) -> Result<(&'a str, &'a str), String> {
+        if self.rest.is_empty() {
+            return Err(self.missing());
+        }
+        let (first, rest) = self
+            .rest
+            .split_once(char::is_whitespace)
+            .unwrap_or((self.rest, ""));
+        Ok((first, rest.trim()))
+    }
+
     /// The option's only value.
     pub(crate) fn single(&self) -> Result<&'a str, String> {
         let mut values = self.values();
@@ -50,16 +69,25 @@ impl<'a> Line<'a> {
     }
 
     /// The rest of the line as one value, spaces included, as Mosquitto reads string
-    /// options (paths, prefixes, formats).
+    /// options (paths, prefixes, formats). Mosquitto refuses strings longer than 65535
+    /// bytes.
     pub(crate) fn rest_of_line(&self) -> Result<&'a str, String> {
         if self.rest.is_empty() {
             return Err(self.missing());
+        }
+        if self.rest.len() > usize::from(u16::MAX) {
+            return Err(self.invalid("value longer than 65535 bytes"));
         }
         Ok(self.rest)
     }
 
     pub(crate) fn bool(&self) -> Result<bool, String> {
         value::parse_bool(self.single()?).map_err(|reason| self.invalid(reason))
+    }
+
+    /// A signed integer, for options where Mosquitto gives negative values a meaning.
+    pub(crate) fn integer(&self) -> Result<i64, String> {
+        value::parse_integer(self.single()?).map_err(|reason| self.invalid(reason))
     }
 
     pub(crate) fn integer_in<T>(&self, range: RangeInclusive<T>) -> Result<T, String>

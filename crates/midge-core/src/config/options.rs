@@ -1,11 +1,13 @@
-//! The table of every option name Mosquitto 2.0 / 2.1 documents or accepts, and the
-//! handlers of the global options Midge implements.
+//! The table of every option name Mosquitto 2.0 / 2.1 documents or accepts (plus Midge's
+//! own), with where it applies and whether Midge implements it.
 //!
-//! Adding support for an option means writing its handler and switching its entry from
-//! `NotYet` to `Handled`; the parser needs no other change.
+//! Every option has a handler that checks its value and stores it in the [`super::Config`],
+//! even when the feature behind it lands in a later issue. Supporting such an option means
+//! switching its entry from `NotYet` to `Handled`; the parser needs no other change.
+//! `OPTIONS.md` in this directory documents the same table (a test keeps them in step).
 
 use super::line::Line;
-use super::{listener, value, Parser};
+use super::{bridge, general, listener, security, tls, Parser};
 
 /// Applies one option line to the configuration being built. The error is the message
 /// after `file:line: `.
@@ -14,374 +16,545 @@ pub(crate) type Handler = fn(&mut Parser<'_>, &Line<'_>) -> Result<(), String>;
 /// How Midge treats a Mosquitto option.
 #[derive(Clone, Copy)]
 pub(crate) enum Support {
-    /// Parsed and applied, or validated and deliberately ignored (logging, `user`,
-    /// `pid_file`…: things that change nothing a client can observe).
+    /// Parsed and applied.
     Handled(Handler),
-    /// Documented by Mosquitto but not implemented yet: an error, so a configuration that
-    /// relies on it (a password file, TLS, a bridge) never runs without it.
-    NotYet,
+    /// Parsed, checked and kept, but it changes nothing a client can observe (logging,
+    /// `user`, persistence parameters without persistence…).
+    Ignored(Handler),
+    /// Documented by Mosquitto but not implemented yet: its value is checked and kept, then
+    /// the configuration is refused (after the whole file has been checked), so a
+    /// configuration that relies on it (TLS, a bridge…) never runs without it.
+    // `Later` documents the plan; the OPTIONS.md test reads it.
+    NotYet(Handler, #[allow(dead_code)] Later),
 }
 
-use Support::{Handled, NotYet};
+/// Where an option not implemented yet is planned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Later {
+    Issue(u8),
+    /// A Mosquitto 2.1 option no issue has taken on.
+    Unscheduled,
+}
+
+/// Where an option applies; see the module docs of `listener`, `security` and `bridge`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Scope {
+    /// The whole broker, wherever it is written.
+    Global,
+    /// The current listener; before the first `listener` line, the default listener.
+    Listener,
+    /// The current listener only: an error before the first `listener` line.
+    ListenerOnly,
+    /// `per_listener_settings` decides: the current listener or the whole broker.
+    Security,
+    /// The latest `plugin` line of the file.
+    Plugin,
+    /// The current `connection` (bridge) block.
+    Bridge,
+    /// Options that shape the file: `listener`, `port`, `connection`, `include_dir`…
+    Structure,
+}
+
+use Later::{Issue, Unscheduled};
+use Scope::{Bridge, Global, Listener, ListenerOnly, Plugin, Security as Sec, Structure as Struct};
+use Support::{Handled, Ignored, NotYet};
+
+/// TLS and WebSockets land in issue 5, dynamic security and plugins in issue 6,
+/// persistence and `$SYS` in issue 7, bridges in issue 8.
+const TLS: Later = Issue(5);
+const PLUGINS: Later = Issue(6);
+const BRIDGES: Later = Issue(8);
+
+/// One option: name, scope, support.
+pub(crate) type Entry = (&'static str, Scope, Support);
 
 /// Every option name, sorted by bytes so [`lookup`] can binary-search it.
-pub(crate) static OPTIONS: &[(&str, Support)] = &[
-    ("accept_protocol_versions", NotYet),
-    ("acl_file", NotYet),
-    ("address", NotYet),
-    ("addresses", NotYet),
-    ("allow_anonymous", Handled(allow_anonymous)),
-    ("allow_duplicate_messages", NotYet),
+pub(crate) static OPTIONS: &[Entry] = &[
+    (
+        "accept_protocol_versions",
+        ListenerOnly,
+        NotYet(listener::accept_protocol_versions, Unscheduled),
+    ),
+    ("acl_file", Sec, Handled(security::acl_file)),
+    ("address", Bridge, NotYet(bridge::address, BRIDGES)),
+    ("addresses", Bridge, NotYet(bridge::address, BRIDGES)),
+    ("allow_anonymous", Sec, Handled(security::allow_anonymous)),
+    (
+        "allow_duplicate_messages",
+        Global,
+        Ignored(general::allow_duplicate_messages),
+    ),
     (
         "allow_zero_length_clientid",
-        Handled(allow_zero_length_clientid),
+        Sec,
+        Handled(security::allow_zero_length_clientid),
     ),
-    ("auth_plugin", NotYet),
-    ("auth_plugin_deny_special_chars", NotYet),
-    ("auto_id_prefix", Handled(auto_id_prefix)),
-    ("autosave_interval", NotYet),
-    ("autosave_on_changes", NotYet),
-    ("bind_address", Handled(listener::bind_address)),
-    ("bind_interface", NotYet),
-    ("bridge_alpn", NotYet),
-    ("bridge_attempt_unsubscribe", NotYet),
-    ("bridge_bind_address", NotYet),
-    ("bridge_cafile", NotYet),
-    ("bridge_capath", NotYet),
-    ("bridge_certfile", NotYet),
-    ("bridge_ciphers", NotYet),
-    ("bridge_ciphers_tls1.3", NotYet),
-    ("bridge_identity", NotYet),
-    ("bridge_insecure", NotYet),
-    ("bridge_keyfile", NotYet),
-    ("bridge_max_packet_size", NotYet),
-    ("bridge_max_topic_alias", NotYet),
-    ("bridge_outgoing_retain", NotYet),
-    ("bridge_protocol_version", NotYet),
-    ("bridge_psk", NotYet),
-    ("bridge_receive_maximum", NotYet),
-    ("bridge_reload_type", NotYet),
-    ("bridge_require_ocsp", NotYet),
-    ("bridge_session_expiry_interval", NotYet),
-    ("bridge_tcp_keepalive", NotYet),
-    ("bridge_tcp_user_timeout", NotYet),
-    ("bridge_tls_use_os_certs", NotYet),
-    ("bridge_tls_version", NotYet),
-    ("cafile", NotYet),
-    ("capath", NotYet),
-    ("certfile", NotYet),
-    ("check_retain_source", NotYet),
-    ("ciphers", NotYet),
-    ("ciphers_tls1.3", NotYet),
-    ("cleansession", NotYet),
-    ("clientid", NotYet),
-    ("clientid_prefixes", NotYet),
-    ("connection", NotYet),
-    ("connection_messages", Handled(ignored_bool)),
-    ("crlfile", NotYet),
-    ("dhparamfile", NotYet),
-    ("disable_client_cert_date_checks", NotYet),
-    ("enable_control_api", NotYet),
-    ("enable_proxy_protocol", NotYet),
-    ("global_max_clients", NotYet),
-    ("global_max_connections", NotYet),
-    ("global_plugin", NotYet),
-    ("http_dir", NotYet),
-    ("idle_timeout", NotYet),
-    ("include_dir", NotYet),
-    ("keepalive_interval", NotYet),
-    ("keyfile", NotYet),
-    ("listener", Handled(listener::listener)),
-    ("listener_allow_anonymous", NotYet),
-    ("listener_auto_id_prefix", NotYet),
-    ("local_cleansession", NotYet),
-    ("local_clientid", NotYet),
-    ("local_password", NotYet),
-    ("local_username", NotYet),
-    ("log_dest", Handled(log_dest)),
-    ("log_facility", Handled(log_facility)),
-    ("log_timestamp", Handled(ignored_bool)),
-    ("log_timestamp_format", Handled(ignored_string)),
-    ("log_type", Handled(log_type)),
-    ("max_connections", NotYet),
-    ("max_inflight_bytes", NotYet),
-    ("max_inflight_messages", Handled(max_inflight_messages)),
-    ("max_keepalive", Handled(max_keepalive)),
-    ("max_packet_size", Handled(max_packet_size)),
-    ("max_qos", Handled(listener::max_qos)),
-    ("max_queued_bytes", Handled(max_queued_bytes)),
-    ("max_queued_messages", Handled(max_queued_messages)),
-    ("max_topic_alias", NotYet),
-    ("max_topic_alias_broker", NotYet),
-    ("maximum_qos", Handled(listener::max_qos)),
-    ("memory_limit", NotYet),
-    ("message_size_limit", Handled(message_size_limit)),
-    ("mount_point", NotYet),
-    ("notification_topic", NotYet),
-    ("notifications", NotYet),
-    ("notifications_local_only", NotYet),
-    ("packet_buffer_size", NotYet),
-    ("password", NotYet),
-    ("password_file", NotYet),
-    ("per_listener_settings", Handled(per_listener_settings)),
-    ("persistence", Handled(persistence)),
-    ("persistence_file", NotYet),
-    ("persistence_location", NotYet),
+    ("auth_plugin", Sec, NotYet(security::plugin, PLUGINS)),
+    (
+        "auth_plugin_deny_special_chars",
+        Plugin,
+        Handled(security::auth_plugin_deny_special_chars),
+    ),
+    ("auto_id_prefix", Sec, Handled(security::auto_id_prefix)),
+    (
+        "autosave_interval",
+        Global,
+        Ignored(general::autosave_interval),
+    ),
+    (
+        "autosave_on_changes",
+        Global,
+        Ignored(general::autosave_on_changes),
+    ),
+    ("bind_address", Struct, Handled(listener::bind_address)),
+    (
+        "bind_interface",
+        Listener,
+        Handled(listener::bind_interface),
+    ),
+    ("bridge_alpn", Bridge, NotYet(bridge::alpn, BRIDGES)),
+    (
+        "bridge_attempt_unsubscribe",
+        Bridge,
+        NotYet(bridge::attempt_unsubscribe, BRIDGES),
+    ),
+    (
+        "bridge_bind_address",
+        Bridge,
+        NotYet(bridge::bind_address, BRIDGES),
+    ),
+    ("bridge_cafile", Bridge, NotYet(bridge::cafile, BRIDGES)),
+    ("bridge_capath", Bridge, NotYet(bridge::capath, BRIDGES)),
+    ("bridge_certfile", Bridge, NotYet(bridge::certfile, BRIDGES)),
+    ("bridge_ciphers", Bridge, NotYet(bridge::ciphers, BRIDGES)),
+    (
+        "bridge_ciphers_tls1.3",
+        Bridge,
+        NotYet(bridge::ciphers_tls13, BRIDGES),
+    ),
+    ("bridge_identity", Bridge, NotYet(bridge::identity, BRIDGES)),
+    ("bridge_insecure", Bridge, NotYet(bridge::insecure, BRIDGES)),
+    ("bridge_keyfile", Bridge, NotYet(bridge::keyfile, BRIDGES)),
+    (
+        "bridge_max_packet_size",
+        Bridge,
+        NotYet(bridge::max_packet_size, BRIDGES),
+    ),
+    (
+        "bridge_max_topic_alias",
+        Bridge,
+        NotYet(bridge::max_topic_alias, BRIDGES),
+    ),
+    (
+        "bridge_outgoing_retain",
+        Bridge,
+        NotYet(bridge::outgoing_retain, BRIDGES),
+    ),
+    (
+        "bridge_protocol_version",
+        Bridge,
+        NotYet(bridge::protocol_version, BRIDGES),
+    ),
+    ("bridge_psk", Bridge, NotYet(bridge::psk, BRIDGES)),
+    (
+        "bridge_receive_maximum",
+        Bridge,
+        NotYet(bridge::receive_maximum, BRIDGES),
+    ),
+    (
+        "bridge_reload_type",
+        Bridge,
+        NotYet(bridge::reload_type, BRIDGES),
+    ),
+    (
+        "bridge_require_ocsp",
+        Bridge,
+        NotYet(bridge::require_ocsp, BRIDGES),
+    ),
+    (
+        "bridge_session_expiry_interval",
+        Bridge,
+        NotYet(bridge::session_expiry_interval, BRIDGES),
+    ),
+    (
+        "bridge_tcp_keepalive",
+        Bridge,
+        NotYet(bridge::tcp_keepalive, BRIDGES),
+    ),
+    (
+        "bridge_tcp_user_timeout",
+        Bridge,
+        NotYet(bridge::tcp_user_timeout, BRIDGES),
+    ),
+    (
+        "bridge_tls_use_os_certs",
+        Bridge,
+        NotYet(bridge::tls_use_os_certs, BRIDGES),
+    ),
+    (
+        "bridge_tls_version",
+        Bridge,
+        NotYet(bridge::tls_version, BRIDGES),
+    ),
+    ("cafile", Listener, NotYet(tls::cafile, TLS)),
+    ("capath", Listener, NotYet(tls::capath, TLS)),
+    ("certfile", Listener, NotYet(tls::certfile, TLS)),
+    (
+        "check_retain_source",
+        Global,
+        Handled(security::check_retain_source),
+    ),
+    ("ciphers", Listener, NotYet(tls::ciphers, TLS)),
+    ("ciphers_tls1.3", Listener, NotYet(tls::ciphers_tls13, TLS)),
+    (
+        "cleansession",
+        Bridge,
+        NotYet(bridge::cleansession, BRIDGES),
+    ),
+    ("clientid", Bridge, NotYet(bridge::remote_clientid, BRIDGES)),
+    (
+        "clientid_prefix",
+        Global,
+        Handled(security::clientid_prefixes),
+    ),
+    (
+        "clientid_prefixes",
+        Global,
+        Handled(security::clientid_prefixes),
+    ),
+    ("connection", Struct, NotYet(bridge::connection, BRIDGES)),
+    (
+        "connection_messages",
+        Global,
+        Handled(general::connection_messages),
+    ),
+    ("crlfile", Listener, NotYet(tls::crlfile, TLS)),
+    ("dhparamfile", Listener, NotYet(tls::dhparamfile, TLS)),
+    (
+        "disable_client_cert_date_checks",
+        ListenerOnly,
+        NotYet(tls::disable_client_cert_date_checks, TLS),
+    ),
+    (
+        "enable_control_api",
+        Global,
+        Ignored(general::enable_control_api),
+    ),
+    (
+        "enable_proxy_protocol",
+        ListenerOnly,
+        NotYet(listener::enable_proxy_protocol, Unscheduled),
+    ),
+    ("global_max_clients", Global, Ignored(general::global_max)),
+    (
+        "global_max_connections",
+        Global,
+        Ignored(general::global_max),
+    ),
+    (
+        "global_plugin",
+        Global,
+        NotYet(security::global_plugin, PLUGINS),
+    ),
+    ("http_dir", Listener, NotYet(listener::http_dir, TLS)),
+    (
+        "idle_timeout",
+        Bridge,
+        NotYet(bridge::idle_timeout, BRIDGES),
+    ),
+    ("include_dir", Struct, Handled(general::include_dir)),
+    (
+        "keepalive_interval",
+        Bridge,
+        NotYet(bridge::keepalive_interval, BRIDGES),
+    ),
+    ("keyfile", Listener, NotYet(tls::keyfile, TLS)),
+    ("listener", Struct, Handled(listener::listener)),
+    (
+        "listener_allow_anonymous",
+        ListenerOnly,
+        Handled(security::listener_allow_anonymous),
+    ),
+    (
+        "listener_auto_id_prefix",
+        ListenerOnly,
+        Handled(security::listener_auto_id_prefix),
+    ),
+    (
+        "local_cleansession",
+        Bridge,
+        NotYet(bridge::local_cleansession, BRIDGES),
+    ),
+    (
+        "local_clientid",
+        Bridge,
+        NotYet(bridge::local_clientid, BRIDGES),
+    ),
+    (
+        "local_password",
+        Bridge,
+        NotYet(bridge::local_password, BRIDGES),
+    ),
+    (
+        "local_username",
+        Bridge,
+        NotYet(bridge::local_username, BRIDGES),
+    ),
+    ("log_dest", Global, Ignored(general::log_dest)),
+    ("log_facility", Global, Ignored(general::log_facility)),
+    ("log_timestamp", Global, Ignored(general::log_timestamp)),
+    (
+        "log_timestamp_format",
+        Global,
+        Ignored(general::log_timestamp_format),
+    ),
+    ("log_type", Global, Ignored(general::log_type)),
+    (
+        "max_connections",
+        Listener,
+        Handled(listener::max_connections),
+    ),
+    (
+        "max_connections_per_IP",
+        Global,
+        Handled(general::max_connections_per_ip),
+    ),
+    (
+        "max_inflight_bytes",
+        Global,
+        Handled(general::max_inflight_bytes),
+    ),
+    (
+        "max_inflight_messages",
+        Global,
+        Handled(general::max_inflight_messages),
+    ),
+    ("max_keepalive", Global, Handled(general::max_keepalive)),
+    ("max_packet_size", Global, Handled(general::max_packet_size)),
+    (
+        "max_payload_size",
+        Global,
+        Handled(general::max_payload_size),
+    ),
+    ("max_qos", Struct, Handled(listener::max_qos)),
+    (
+        "max_queued_bytes",
+        Global,
+        Handled(general::max_queued_bytes),
+    ),
+    (
+        "max_queued_messages",
+        Global,
+        Handled(general::max_queued_messages),
+    ),
+    (
+        "max_topic_alias",
+        Listener,
+        Handled(listener::max_topic_alias),
+    ),
+    (
+        "max_topic_alias_broker",
+        Listener,
+        Ignored(listener::max_topic_alias_broker),
+    ),
+    ("maximum_qos", Struct, Handled(listener::max_qos)),
+    ("memory_limit", Global, Handled(general::memory_limit)),
+    (
+        "message_size_limit",
+        Global,
+        Handled(general::message_size_limit),
+    ),
+    ("mount_point", ListenerOnly, Handled(listener::mount_point)),
+    (
+        "notification_topic",
+        Bridge,
+        NotYet(bridge::notification_topic, BRIDGES),
+    ),
+    (
+        "notifications",
+        Bridge,
+        NotYet(bridge::notifications, BRIDGES),
+    ),
+    (
+        "notifications_local_only",
+        Bridge,
+        NotYet(bridge::notifications_local_only, BRIDGES),
+    ),
+    (
+        "packet_buffer_size",
+        Global,
+        Ignored(general::packet_buffer_size),
+    ),
+    ("password", Bridge, NotYet(bridge::remote_password, BRIDGES)),
+    ("password_file", Sec, Handled(security::password_file)),
+    (
+        "per_listener_settings",
+        Struct,
+        Handled(security::per_listener_settings),
+    ),
+    ("persistence", Global, Handled(general::persistence)),
+    (
+        "persistence_file",
+        Global,
+        Ignored(general::persistence_file),
+    ),
+    (
+        "persistence_location",
+        Global,
+        Ignored(general::persistence_location),
+    ),
     (
         "persistent_client_expiration",
-        Handled(persistent_client_expiration),
+        Global,
+        Handled(general::persistent_client_expiration),
     ),
-    ("pid_file", Handled(ignored_string)),
-    ("plugin", NotYet),
-    ("plugin_load", NotYet),
-    ("plugin_use", NotYet),
-    ("port", Handled(listener::port)),
-    ("protocol", Handled(protocol)),
-    ("proxy_protocol_v2_require_tls", NotYet),
-    ("psk_file", NotYet),
-    ("psk_hint", NotYet),
-    ("queue_qos0_messages", NotYet),
-    ("remote_clientid", NotYet),
-    ("remote_password", NotYet),
-    ("remote_username", NotYet),
-    ("require_certificate", NotYet),
-    ("restart_timeout", NotYet),
-    ("retain_available", Handled(retain_available)),
-    ("retain_expiry_interval", NotYet),
-    ("retained_persistence", Handled(persistence)),
-    ("retry_interval", Handled(retry_interval)),
-    ("round_robin", NotYet),
-    ("set_tcp_nodelay", NotYet),
-    ("socket_domain", NotYet),
-    ("start_type", NotYet),
-    ("sys_interval", Handled(sys_interval)),
-    ("threshold", NotYet),
-    ("tls_engine", NotYet),
-    ("tls_engine_kpass_sha1", NotYet),
-    ("tls_keyform", NotYet),
-    ("tls_version", NotYet),
-    ("topic", NotYet),
-    ("try_private", NotYet),
-    ("upgrade_outgoing_qos", Handled(upgrade_outgoing_qos)),
-    ("use_identity_as_username", NotYet),
-    ("use_subject_as_username", NotYet),
-    ("use_username_as_clientid", NotYet),
-    ("user", Handled(ignored_string)),
-    ("username", NotYet),
-    ("websockets_headers_size", NotYet),
-    ("websockets_log_level", NotYet),
-    ("websockets_origin", NotYet),
+    ("pid_file", Global, Ignored(general::pid_file)),
+    ("plugin", Sec, NotYet(security::plugin, PLUGINS)),
+    (
+        "plugin_load",
+        Global,
+        NotYet(security::plugin_load, PLUGINS),
+    ),
+    (
+        "plugin_use",
+        ListenerOnly,
+        NotYet(security::plugin_use, PLUGINS),
+    ),
+    ("port", Struct, Handled(listener::port)),
+    ("protocol", Listener, Handled(listener::protocol)),
+    (
+        "proxy_protocol_v2_require_tls",
+        ListenerOnly,
+        NotYet(listener::proxy_protocol_v2_require_tls, Unscheduled),
+    ),
+    ("psk_file", Sec, NotYet(security::psk_file, TLS)),
+    ("psk_hint", Listener, NotYet(tls::psk_hint, TLS)),
+    (
+        "queue_qos0_messages",
+        Global,
+        Handled(general::queue_qos0_messages),
+    ),
+    (
+        "remote_clientid",
+        Bridge,
+        NotYet(bridge::remote_clientid, BRIDGES),
+    ),
+    (
+        "remote_password",
+        Bridge,
+        NotYet(bridge::remote_password, BRIDGES),
+    ),
+    (
+        "remote_username",
+        Bridge,
+        NotYet(bridge::remote_username, BRIDGES),
+    ),
+    (
+        "require_certificate",
+        Listener,
+        NotYet(tls::require_certificate, TLS),
+    ),
+    (
+        "restart_timeout",
+        Bridge,
+        NotYet(bridge::restart_timeout, BRIDGES),
+    ),
+    (
+        "retain_available",
+        Global,
+        Handled(general::retain_available),
+    ),
+    (
+        "retain_expiry_interval",
+        Global,
+        Ignored(general::retain_expiry_interval),
+    ),
+    (
+        "retained_persistence",
+        Global,
+        Handled(general::persistence),
+    ),
+    ("retry_interval", Global, Ignored(general::retry_interval)),
+    ("round_robin", Bridge, NotYet(bridge::round_robin, BRIDGES)),
+    ("set_tcp_nodelay", Global, Handled(general::set_tcp_nodelay)),
+    ("socket_domain", Listener, Handled(listener::socket_domain)),
+    ("start_type", Bridge, NotYet(bridge::start_type, BRIDGES)),
+    ("sys_interval", Global, Ignored(general::sys_interval)),
+    ("threshold", Bridge, NotYet(bridge::threshold, BRIDGES)),
+    ("tls_engine", Listener, NotYet(tls::tls_engine, TLS)),
+    (
+        "tls_engine_kpass_sha1",
+        Listener,
+        NotYet(tls::tls_engine_kpass_sha1, TLS),
+    ),
+    ("tls_keyform", Listener, NotYet(tls::tls_keyform, TLS)),
+    ("tls_version", Listener, NotYet(tls::tls_version, TLS)),
+    ("topic", Bridge, NotYet(bridge::topic, BRIDGES)),
+    ("try_private", Bridge, NotYet(bridge::try_private, BRIDGES)),
+    (
+        "upgrade_outgoing_qos",
+        Global,
+        Handled(general::upgrade_outgoing_qos),
+    ),
+    (
+        "use_identity_as_username",
+        Listener,
+        NotYet(tls::use_identity_as_username, TLS),
+    ),
+    (
+        "use_subject_as_username",
+        Listener,
+        NotYet(tls::use_subject_as_username, TLS),
+    ),
+    (
+        "use_username_as_clientid",
+        Listener,
+        Handled(listener::use_username_as_clientid),
+    ),
+    ("user", Global, Ignored(general::user)),
+    ("username", Bridge, NotYet(bridge::remote_username, BRIDGES)),
+    (
+        "websockets_headers_size",
+        Global,
+        Ignored(general::packet_buffer_size),
+    ),
+    (
+        "websockets_log_level",
+        Global,
+        Ignored(general::websockets_log_level),
+    ),
+    (
+        "websockets_origin",
+        ListenerOnly,
+        NotYet(listener::websockets_origin, TLS),
+    ),
 ];
 
 /// Option families named by prefix (`plugin_opt_<key>`); the key is the plugin's business.
-static PREFIXED: &[(&str, Support)] = &[("auth_opt_", NotYet), ("plugin_opt_", NotYet)];
+pub(crate) static PREFIXED: &[Entry] = &[
+    ("auth_opt_", Plugin, NotYet(security::plugin_opt, PLUGINS)),
+    ("plugin_opt_", Plugin, NotYet(security::plugin_opt, PLUGINS)),
+];
 
-/// How `name` is handled; `None` = not a Mosquitto option at all.
-pub(crate) fn lookup(name: &str) -> Option<Support> {
-    if let Ok(index) = OPTIONS.binary_search_by(|(known, _)| known.as_bytes().cmp(name.as_bytes()))
+/// The entry for `name`; for a prefixed family the entry's name is the prefix. `None` = not
+/// a Mosquitto (or Midge) option at all.
+pub(crate) fn lookup(name: &str) -> Option<&'static Entry> {
+    if let Ok(index) = OPTIONS.binary_search_by(|(known, ..)| known.as_bytes().cmp(name.as_bytes()))
     {
-        return OPTIONS.get(index).map(|(_, support)| *support);
+        return OPTIONS.get(index);
     }
     PREFIXED
         .iter()
-        .find(|(prefix, _)| name.starts_with(prefix) && name.len() > prefix.len())
-        .map(|(_, support)| *support)
+        .find(|(prefix, ..)| name.starts_with(prefix) && name.len() > prefix.len())
 }
 
-/// `option '<name> <value>' is not supported yet`, for options Midge handles only with
-/// some values.
-fn not_yet_with(line: &Line<'_>, value: &str) -> String {
-    format!(
-        "option '{} {}' is not supported yet",
-        line.name,
-        value.escape_debug()
-    )
-}
-
-fn allow_anonymous(parser: &mut Parser<'_>, line: &Line<'_>) -> Result<(), String> {
-    parser.config.allow_anonymous = Some(line.bool()?);
-    Ok(())
-}
-
-fn allow_zero_length_clientid(parser: &mut Parser<'_>, line: &Line<'_>) -> Result<(), String> {
-    parser.config.allow_zero_length_clientid = line.bool()?;
-    Ok(())
-}
-
-/// Longest `auto_id_prefix` Mosquitto accepts (since 2.0.23), keeping generated ids short.
-const MAX_AUTO_ID_PREFIX: usize = 50;
-
-fn auto_id_prefix(parser: &mut Parser<'_>, line: &Line<'_>) -> Result<(), String> {
-    let prefix = line.rest_of_line()?;
-    if parser.auto_id_prefix_set {
-        return Err(line.invalid("duplicate value"));
-    }
-    if prefix.chars().count() > MAX_AUTO_ID_PREFIX {
-        return Err(line.invalid(format!("longer than {MAX_AUTO_ID_PREFIX} characters")));
-    }
-    parser.auto_id_prefix_set = true;
-    parser.config.auto_id_prefix = prefix.to_owned();
-    Ok(())
-}
-
-/// A boolean option Midge accepts and ignores.
-fn ignored_bool(_: &mut Parser<'_>, line: &Line<'_>) -> Result<(), String> {
-    line.bool().map(drop)
-}
-
-/// A string option Midge accepts and ignores.
-fn ignored_string(_: &mut Parser<'_>, line: &Line<'_>) -> Result<(), String> {
-    line.rest_of_line().map(drop)
-}
-
-/// `log_dest`: checked, ignored (Midge logs through `tracing` to stderr).
-fn log_dest(_: &mut Parser<'_>, line: &Line<'_>) -> Result<(), String> {
-    let mut values = line.values();
-    let destination = values.next().ok_or_else(|| line.missing())?;
-    match destination {
-        "file" => {
-            if values.next().is_none() {
-                return Err(line.invalid("missing file path after 'file'"));
-            }
-            Ok(())
-        }
-        "none" | "syslog" | "stdout" | "stderr" | "topic" | "dlt" | "android" => {
-            line.no_more(values)
-        }
-        other => Err(line.invalid(format!("invalid value '{}'", other.escape_debug()))),
-    }
-}
-
-/// `log_type`: checked, ignored.
-fn log_type(_: &mut Parser<'_>, line: &Line<'_>) -> Result<(), String> {
-    match line.single()? {
-        "none" | "information" | "notice" | "warning" | "error" | "debug" | "subscribe"
-        | "unsubscribe" | "internal" | "websockets" | "all" => Ok(()),
-        other => Err(line.invalid(format!("invalid value '{}'", other.escape_debug()))),
-    }
-}
-
-/// `log_facility`: checked (syslog local0..local7), ignored.
-fn log_facility(_: &mut Parser<'_>, line: &Line<'_>) -> Result<(), String> {
-    line.integer_in(0u8..=7).map(drop)
-}
-
-/// Reads a count or byte size where Mosquitto treats a negative value as 0 (unlimited).
-fn non_negative_or_zero(parser: &mut Parser<'_>, line: &Line<'_>) -> Result<u64, String> {
-    let text = line.single()?;
-    if let Ok(negative @ ..0) = value::parse_integer(text) {
-        parser.warn(
-            line,
-            format!(
-                "{}: negative value {negative} read as 0 (unlimited)",
-                line.name
-            ),
-        );
-        return Ok(0);
-    }
-    value::parse_size(text).map_err(|reason| line.invalid(reason))
-}
-
-fn max_inflight_messages(parser: &mut Parser<'_>, line: &Line<'_>) -> Result<(), String> {
-    let value = non_negative_or_zero(parser, line)?;
-    parser.config.max_inflight_messages = u16::try_from(value)
-        .map_err(|_| line.invalid(format!("value {value} out of range 0..={}", u16::MAX)))?;
-    Ok(())
-}
-
-fn max_keepalive(parser: &mut Parser<'_>, line: &Line<'_>) -> Result<(), String> {
-    parser.config.max_keepalive = line.integer_in(0..=u16::MAX)?;
-    Ok(())
-}
-
-/// Smallest `max_packet_size` Mosquitto allows: below it not even CONNECT fits.
-const MIN_PACKET_SIZE: u32 = 20;
-
-fn max_packet_size(parser: &mut Parser<'_>, line: &Line<'_>) -> Result<(), String> {
-    parser.config.max_packet_size = Some(line.integer_in(MIN_PACKET_SIZE..=u32::MAX)?);
-    Ok(())
-}
-
-fn max_queued_bytes(parser: &mut Parser<'_>, line: &Line<'_>) -> Result<(), String> {
-    let value = non_negative_or_zero(parser, line)?;
-    parser.config.max_queued_bytes =
-        usize::try_from(value).map_err(|_| line.invalid(format!("value {value} out of range")))?;
-    Ok(())
-}
-
-fn max_queued_messages(parser: &mut Parser<'_>, line: &Line<'_>) -> Result<(), String> {
-    let value = non_negative_or_zero(parser, line)?;
-    parser.config.max_queued_messages =
-        usize::try_from(value).map_err(|_| line.invalid(format!("value {value} out of range")))?;
-    Ok(())
-}
-
-/// The largest payload an MQTT packet can carry (the largest remaining length).
-const MAX_PAYLOAD: u32 = 268_435_455;
-
-fn message_size_limit(parser: &mut Parser<'_>, line: &Line<'_>) -> Result<(), String> {
-    parser.config.message_size_limit = line.integer_in(0..=MAX_PAYLOAD)?;
-    parser.warn(
-        line,
-        "the 'message_size_limit' option is deprecated; use 'max_packet_size' instead",
-    );
-    Ok(())
-}
-
-/// `per_listener_settings false` is the default; `true` is not implemented yet.
-fn per_listener_settings(_: &mut Parser<'_>, line: &Line<'_>) -> Result<(), String> {
-    match line.bool()? {
-        false => Ok(()),
-        true => Err(not_yet_with(line, "true")),
-    }
-}
-
-/// `persistence` / `retained_persistence`: `false` is the default; `true` is not
-/// implemented yet.
-fn persistence(_: &mut Parser<'_>, line: &Line<'_>) -> Result<(), String> {
-    match line.bool()? {
-        false => Ok(()),
-        true => Err(not_yet_with(line, "true")),
-    }
-}
-
-fn persistent_client_expiration(parser: &mut Parser<'_>, line: &Line<'_>) -> Result<(), String> {
-    let seconds = value::parse_duration(line.single()?).map_err(|reason| line.invalid(reason))?;
-    parser.config.persistent_client_expiration = Some(seconds);
-    Ok(())
-}
-
-/// `protocol mqtt` is what every listener speaks; other protocols are not implemented yet.
-fn protocol(_: &mut Parser<'_>, line: &Line<'_>) -> Result<(), String> {
-    match line.single()? {
-        "mqtt" => Ok(()),
-        other @ ("websockets" | "http_api") => Err(not_yet_with(line, other)),
-        other => Err(line.invalid(format!("invalid value '{}'", other.escape_debug()))),
-    }
-}
-
-fn retain_available(parser: &mut Parser<'_>, line: &Line<'_>) -> Result<(), String> {
-    parser.config.retain_available = line.bool()?;
-    Ok(())
-}
-
-/// Removed from Mosquitto long ago; it still accepts the option with a warning.
-fn retry_interval(parser: &mut Parser<'_>, line: &Line<'_>) -> Result<(), String> {
-    parser.warn(
-        line,
-        "the 'retry_interval' option is no longer available and is ignored",
-    );
-    Ok(())
-}
-
-/// `sys_interval`: checked, ignored until the `$SYS` tree exists.
-fn sys_interval(_: &mut Parser<'_>, line: &Line<'_>) -> Result<(), String> {
-    line.integer_in(0..=u16::MAX).map(drop)
-}
-
-fn upgrade_outgoing_qos(parser: &mut Parser<'_>, line: &Line<'_>) -> Result<(), String> {
-    parser.config.upgrade_outgoing_qos = line.bool()?;
-    Ok(())
+/// An option spelled like `name` but for case (`Listener`, `max_connections_per_ip`), to
+/// suggest it: names are case sensitive, as in Mosquitto.
+pub(crate) fn case_insensitive(name: &str) -> Option<&'static str> {
+    OPTIONS
+        .iter()
+        .map(|(known, ..)| *known)
+        .find(|known| known.eq_ignore_ascii_case(name))
 }
 
 #[cfg(test)]
@@ -391,7 +564,7 @@ mod tests {
     #[test]
     fn table_is_sorted_and_unique() {
         for pair in OPTIONS.windows(2) {
-            if let [(a, _), (b, _)] = pair {
+            if let [(a, ..), (b, ..)] = pair {
                 assert!(a.as_bytes() < b.as_bytes(), "{a} must sort before {b}");
             }
         }
@@ -399,34 +572,33 @@ mod tests {
 
     #[test]
     fn every_entry_is_found() {
-        for (name, _) in OPTIONS {
+        for (name, ..) in OPTIONS {
             assert!(lookup(name).is_some(), "{name}");
         }
     }
 
     #[test]
     fn prefixed_families() {
-        assert!(matches!(lookup("plugin_opt_config_file"), Some(NotYet)));
-        assert!(matches!(lookup("auth_opt_db_host"), Some(NotYet)));
+        assert!(matches!(
+            lookup("plugin_opt_config_file"),
+            Some((_, Plugin, NotYet(_, PLUGINS)))
+        ));
+        assert!(matches!(
+            lookup("auth_opt_db_host"),
+            Some(("auth_opt_", ..))
+        ));
         assert!(lookup("plugin_opt_").is_none());
         assert!(lookup("foo").is_none());
         assert!(lookup("").is_none());
     }
 
     #[test]
-    fn the_harmless_options_are_handled() {
-        for name in [
-            "log_dest",
-            "log_type",
-            "log_timestamp",
-            "log_timestamp_format",
-            "connection_messages",
-            "persistence",
-            "sys_interval",
-            "pid_file",
-            "user",
-        ] {
-            assert!(matches!(lookup(name), Some(Handled(_))), "{name}");
-        }
+    fn case_suggestions() {
+        assert_eq!(case_insensitive("Listener"), Some("listener"));
+        assert_eq!(
+            case_insensitive("max_connections_per_ip"),
+            Some("max_connections_per_IP")
+        );
+        assert_eq!(case_insensitive("bogus"), None);
     }
 }

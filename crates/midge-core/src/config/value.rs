@@ -56,6 +56,28 @@ fn out_of_range<T: Display>(text: &str, range: &RangeInclusive<T>) -> String {
     )
 }
 
+/// One of a fixed set of words (`socket_domain ipv4`), matched exactly as Mosquitto does.
+pub(crate) fn one_of<T: Clone>(text: &str, choices: &[(&str, T)]) -> Result<T, String> {
+    if let Some((_, value)) = choices.iter().find(|(word, _)| *word == text) {
+        return Ok(value.clone());
+    }
+    let words: Vec<&str> = choices.iter().map(|(word, _)| *word).collect();
+    let expected = match words.split_last() {
+        Some((last, [])) => (*last).to_owned(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
+    };
+    Err(format!(
+        "invalid value '{}' (expected {expected})",
+        text.escape_debug()
+    ))
+}
+
+/// Whether `text` is a non-empty string of hexadecimal digits (PSK keys, SHA-1 sums).
+pub(crate) fn is_hex(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 /// A byte count: a non-negative integer (Mosquitto has no unit suffixes for sizes).
 pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
     parse_in_range(text, 0..=u64::MAX)
@@ -148,6 +170,28 @@ mod tests {
             parse_in_range::<u8>("x", 0..=2),
             Err("'x' is not an integer".into())
         );
+    }
+
+    #[test]
+    fn words_from_a_set() {
+        let choices = [("ipv4", 4), ("ipv6", 6)];
+        assert_eq!(one_of("ipv6", &choices), Ok(6));
+        assert_eq!(
+            one_of("ipv5", &choices),
+            Err("invalid value 'ipv5' (expected ipv4 or ipv6)".into())
+        );
+        assert_eq!(
+            one_of("x", &[("a", 1), ("b", 2), ("c", 3)]),
+            Err("invalid value 'x' (expected a, b or c)".into())
+        );
+        assert!(one_of("IPV4", &choices).is_err(), "case sensitive");
+    }
+
+    #[test]
+    fn hex() {
+        assert!(is_hex("00ffAB"));
+        assert!(!is_hex(""));
+        assert!(!is_hex("0x12"));
     }
 
     #[test]

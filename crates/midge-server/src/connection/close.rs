@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use bytes::Buf;
 use midge_proto::{reason, DecodeError, Disconnect, Packet, Properties};
-use tokio::io::AsyncWriteExt;
 
 use super::{Connection, CLOSE_FLUSH};
 
@@ -82,7 +81,7 @@ impl Connection {
         }
         let _ = self.stream.shutdown().await;
         let will = if close.keeps_will() {
-            self.will.take()
+            self.will.take().map(|w| *w)
         } else {
             None
         };

@@ -3,23 +3,25 @@
 //! make the broker hold more than one capped packet.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::BytesMut;
+use midge_core::acl::Access;
 use midge_proto::reason::{self, v3};
 use midge_proto::{
     encode_packet, ConnAck, Connect, DecodeError, Packet, Properties, ProtocolVersion, Sender,
 };
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use super::close::REFUSE_FLUSH;
 use super::{frame, ClientLimits, Connection};
 use crate::broker::{Broker, PendingWill};
+use crate::listener_ctx::{ListenerCtx, Slot};
+use crate::policy::Policy;
+use crate::session::Identity;
 use crate::settings::{MQTT_MAX_PACKET, PRE_CONNECT_MAX_PACKET};
+use crate::stream::Stream;
 
 /// Bytes asked of the kernel per read before CONNECT has arrived.
 const CONNECT_READ: usize = 512;
@@ -40,8 +42,10 @@ const BAD_ID: Refusal = Refusal {
 /// Reads and handles CONNECT. `None` when the connection was refused or went away.
 pub(super) async fn accept(
     broker: Arc<Broker>,
-    mut stream: TcpStream,
-    peer: SocketAddr,
+    listener: Arc<ListenerCtx>,
+    slot: Slot,
+    mut stream: Stream,
+    peer: String,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Option<Connection> {
     let mut rbuf = BytesMut::new();
@@ -108,12 +112,12 @@ pub(super) async fn accept(
     } else {
         rbuf
     };
-    handle_connect(broker, stream, peer, rbuf, *connect).await
+    handle_connect(broker, listener, slot, stream, peer, rbuf, *connect).await
 }
 
 /// Reads until the first complete packet; `Ok(None)` when the peer closed first.
 async fn read_connect(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     rbuf: &mut BytesMut,
     cap: u32,
 ) -> Result<Option<(u8, bytes::Bytes)>, String> {
@@ -133,18 +137,13 @@ async fn read_connect(
     }
 }
 
-async fn refuse_raw(stream: &mut TcpStream, bytes: &[u8]) {
+async fn refuse_raw(stream: &mut Stream, bytes: &[u8]) {
     let _ = tokio::time::timeout(REFUSE_FLUSH, stream.write_all(bytes)).await;
     let _ = stream.shutdown().await;
 }
 
-async fn refuse(
-    stream: &mut TcpStream,
-    version: ProtocolVersion,
-    refusal: &Refusal,
-    peer: SocketAddr,
-) {
-    tracing::info!("Client <unknown> from {peer} refused: {}.", refusal.why);
+async fn refuse(stream: &mut Stream, version: ProtocolVersion, refusal: &Refusal, who: &str) {
+    tracing::info!("Client {who} refused: {}.", refusal.why);
     let code = if version.is_v5() {
         refusal.v5
     } else {
@@ -163,16 +162,26 @@ async fn refuse(
     refuse_raw(stream, &out).await;
 }
 
+const NOT_AUTHORISED: Refusal = Refusal {
+    v3: v3::NOT_AUTHORIZED,
+    v5: reason::NOT_AUTHORIZED,
+    why: "not authorised",
+};
+
 async fn handle_connect(
     broker: Arc<Broker>,
-    mut stream: TcpStream,
-    peer: SocketAddr,
+    listener: Arc<ListenerCtx>,
+    slot: Slot,
+    mut stream: Stream,
+    peer: String,
     rbuf: BytesMut,
     connect: Connect,
 ) -> Option<Connection> {
     let settings = &broker.settings;
     let version = connect.protocol;
     let props = &connect.properties;
+    let policy = listener.policy.get();
+    let who = describe(&connect, &peer);
 
     if props.authentication_method.is_some() {
         let r = Refusal {
@@ -180,39 +189,52 @@ async fn handle_connect(
             v5: reason::BAD_AUTHENTICATION_METHOD,
             why: "unsupported authentication method",
         };
-        refuse(&mut stream, version, &r, peer).await;
+        refuse(&mut stream, version, &r, &who).await;
         return None;
     }
 
     let mut assigned = None;
-    let client_id: Arc<str> = if connect.client_id.is_empty() {
+    let client_id: Arc<str> = if listener.use_username_as_clientid {
+        // The username is the client id, so one user cannot take another's session;
+        // without a username there is nothing to use (Mosquitto refuses too).
+        match &connect.username {
+            Some(u) => Arc::from(u.as_str()),
+            None => {
+                refuse(&mut stream, version, &NOT_AUTHORISED, &who).await;
+                return None;
+            }
+        }
+    } else if connect.client_id.is_empty() {
         // MQTT 3.1 requires an id; 3.1.1 allows an empty one only with a clean session
         // [MQTT-3.1.3-8]; MQTT 5 gets one assigned whatever the session kind, as Mosquitto does.
         let refused = version == ProtocolVersion::V31
             || (version == ProtocolVersion::V311 && !connect.clean_start)
-            || !settings.allow_zero_length_clientid;
+            || !policy.allow_zero_length_clientid;
         if refused {
-            refuse(&mut stream, version, &BAD_ID, peer).await;
+            refuse(&mut stream, version, &BAD_ID, &who).await;
             return None;
         }
-        let id = format!("{}{}", settings.auto_id_prefix, random_uuid());
+        let id = format!("{}{}", policy.auto_id_prefix, random_uuid());
         assigned = Some(id.clone());
         Arc::from(id)
     } else {
         Arc::from(connect.client_id.as_str())
     };
 
-    if !authenticate(&broker, &connect) {
+    if let Some(prefix) = &policy.clientid_prefix {
+        if !client_id.starts_with(prefix.as_str()) {
+            refuse(&mut stream, version, &NOT_AUTHORISED, &who).await;
+            return None;
+        }
+    }
+
+    if !authenticate(&broker, &policy, &connect).await {
         // Mosquitto answers "not authorised" whether or not a username was given, so that
         // the answer does not tell which usernames exist.
-        let r = Refusal {
-            v3: v3::NOT_AUTHORIZED,
-            v5: reason::NOT_AUTHORIZED,
-            why: "not authorised",
-        };
-        refuse(&mut stream, version, &r, peer).await;
+        refuse(&mut stream, version, &NOT_AUTHORISED, &who).await;
         return None;
     }
+    let username: Option<Arc<str>> = connect.username.as_deref().map(Arc::from);
 
     // Keep alive: MQTT 5 clients are told the server's value when theirs exceeds the limit
     // (or is 0 while a limit is set); 3.x clients keep theirs, as with Mosquitto.
@@ -234,15 +256,42 @@ async fn handle_connect(
         settings.persistent_client_expiration.unwrap_or(u32::MAX)
     };
 
-    let will = connect.will.map(|w| PendingWill {
-        delay: w.properties.will_delay_interval.unwrap_or(0),
-        will: w,
-        publisher: Arc::clone(&client_id),
+    let will = connect.will.map(|mut w| {
+        if let Some(mp) = &listener.mount_point {
+            w.topic = format!("{mp}{}", &*w.topic).into();
+        }
+        Box::new(PendingWill {
+            delay: w.properties.will_delay_interval.unwrap_or(0),
+            will: w,
+            publisher: Arc::clone(&client_id),
+            username: username.clone(),
+            listener: Some(Arc::clone(&listener)),
+        })
     });
 
     let attached = broker.attach(&client_id, connect.clean_start, expiry);
     if attached.took_over {
         tracing::info!("Client {client_id} already connected, closing old connection.");
+    }
+    attached.session.set_identity(Identity {
+        username: username.clone(),
+        listener: Arc::clone(&listener),
+    });
+    if attached.session_present {
+        // Messages queued while the client was away are re-checked against the ACL now in
+        // force: a reload may have taken rights away.
+        let session = &attached.session;
+        let mut st = session.state.lock();
+        let before = st.queue.len();
+        st.queue
+            .retain(|d| policy.may(username.as_deref(), &client_id, &d.msg.topic, Access::Read));
+        st.queued_bytes = st.queue.iter().map(|d| d.msg.size()).sum();
+        if st.queue.len() < before {
+            tracing::info!(
+                "Dropped {} queued message(s) for {client_id}: no longer authorised.",
+                before - st.queue.len()
+            );
+        }
     }
 
     let limits = ClientLimits {
@@ -253,11 +302,14 @@ async fn handle_connect(
 
     let mut conn = Connection {
         broker: Arc::clone(&broker),
+        listener: Arc::clone(&listener),
+        _slot: slot,
         stream,
         rbuf,
         wbuf: BytesMut::new(),
         version,
         client_id: Arc::clone(&client_id),
+        username,
         session: attached.session,
         generation: attached.generation,
         keep_alive,
@@ -279,14 +331,14 @@ async fn handle_connect(
         let p = &mut ack.properties;
         p.assigned_client_identifier = assigned;
         p.server_keep_alive = server_keep_alive;
-        if settings.max_topic_alias > 0 {
-            p.topic_alias_maximum = Some(settings.max_topic_alias);
+        if listener.max_topic_alias > 0 {
+            p.topic_alias_maximum = Some(listener.max_topic_alias);
         }
         if settings.max_inflight < u16::MAX {
             p.receive_maximum = Some(settings.max_inflight);
         }
-        if settings.max_qos < midge_proto::QoS::ExactlyOnce {
-            p.maximum_qos = Some(settings.max_qos as u8);
+        if listener.max_qos < midge_proto::QoS::ExactlyOnce {
+            p.maximum_qos = Some(listener.max_qos as u8);
         }
         if !settings.retain_available {
             p.retain_available = Some(0);
@@ -305,7 +357,7 @@ async fn handle_connect(
         .unwrap_or_default();
     tracing::info!(
         "New client connected from {} as {} (p{}, c{}, k{}{}).",
-        peer.ip(),
+        peer_host(&peer),
         client_id,
         mosquitto_protocol_number(version),
         u8::from(connect.clean_start),
@@ -313,6 +365,29 @@ async fn handle_connect(
         user
     );
     Some(conn)
+}
+
+/// The client as refusal logs name it: id, username (never the password) and address.
+fn describe(connect: &Connect, peer: &str) -> String {
+    let id = if connect.client_id.is_empty() {
+        "<empty id>"
+    } else {
+        &connect.client_id
+    };
+    match &connect.username {
+        Some(u) => format!("{id} (username '{u}') from {peer}"),
+        None => format!("{id} from {peer}"),
+    }
+}
+
+/// The address part of `ip:port` (Mosquitto's log shows the address only).
+fn peer_host(peer: &str) -> &str {
+    match peer.rsplit_once(':') {
+        Some((host, port)) if port.chars().all(|c| c.is_ascii_digit()) => {
+            host.trim_start_matches('[').trim_end_matches(']')
+        }
+        _ => peer,
+    }
 }
 
 /// Mosquitto's log numbers its protocols 1 (3.1), 2 (3.1.1) and 5.
@@ -324,11 +399,30 @@ fn mosquitto_protocol_number(v: ProtocolVersion) -> u8 {
     }
 }
 
-/// Anonymous clients are let in when allowed. Password files arrive with the security
-/// configuration; until then a client presenting credentials cannot be verified and is
-/// refused unless anonymous access is allowed, as Mosquitto does without a password file.
-fn authenticate(broker: &Broker, _connect: &Connect) -> bool {
-    broker.settings.allow_anonymous
+/// Mosquitto's rules: a client with a username must match the password file when there
+/// is one; without a password file a username is accepted only where anonymous clients
+/// are; a client without a username needs `allow_anonymous`. Hashing (PBKDF2, argon2id)
+/// runs off the I/O threads behind a limit, and unknown users cost the same as known ones.
+async fn authenticate(broker: &Broker, policy: &Arc<Policy>, connect: &Connect) -> bool {
+    let Some(username) = connect.username.clone() else {
+        return policy.allow_anonymous;
+    };
+    if policy.passwords.is_none() {
+        return policy.allow_anonymous;
+    }
+    let password = connect.password.clone().unwrap_or_default();
+    let policy = Arc::clone(policy);
+    let Ok(_permit) = broker.hashing.acquire().await else {
+        return false;
+    };
+    tokio::task::spawn_blocking(move || {
+        policy
+            .passwords
+            .as_ref()
+            .is_some_and(|pf| pf.verify(&username, &password))
+    })
+    .await
+    .unwrap_or(false)
 }
 
 /// A random RFC 4122 version 4 UUID in Mosquitto's upper-case form, for assigned client ids.

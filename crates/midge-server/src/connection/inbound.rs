@@ -3,23 +3,19 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use midge_core::acl::Access;
 use midge_proto::{reason, Packet, PubResp, Publish, QoS};
 
 use super::{Close, Connection};
 use crate::message::Message;
 use crate::session::OutState;
 
-/// Clients may not publish into the broker's own `$SYS` tree.
-fn is_sys_topic(topic: &str) -> bool {
-    topic == "$SYS" || topic.starts_with("$SYS/")
-}
-
 impl Connection {
     pub(super) fn on_publish(&mut self, p: Publish) -> Result<(), Close> {
         let settings = &self.broker.settings;
         let mut topic = p.topic;
         if let Some(alias) = p.properties.topic_alias {
-            if alias == 0 || alias > settings.max_topic_alias {
+            if alias == 0 || alias > self.listener.max_topic_alias {
                 return Err(Close::Violation {
                     reason: reason::TOPIC_ALIAS_INVALID,
                     why: format!("topic alias {alias} out of range"),
@@ -35,7 +31,7 @@ impl Connection {
                 self.in_aliases.insert(alias, topic.clone());
             }
         }
-        if p.qos > settings.max_qos {
+        if p.qos > self.listener.max_qos {
             return Err(Close::Violation {
                 reason: reason::QOS_NOT_SUPPORTED,
                 why: format!("QoS {} above maximum", p.qos as u8),
@@ -63,7 +59,24 @@ impl Connection {
             }
         }
 
-        let code = self.route_publish(topic, p.payload, p.qos, p.retain, p.properties);
+        if let Some(mp) = &self.listener.mount_point {
+            topic = format!("{mp}{}", &*topic).into();
+        }
+        let code = if settings
+            .max_payload
+            .is_some_and(|max| p.payload.len() > max as usize)
+        {
+            // `max_payload_size` / `message_size_limit`: dropped, the client told (MQTT 5).
+            tracing::info!(
+                "Dropped PUBLISH from {} on '{}': payload of {} bytes over the limit.",
+                self.client_id,
+                &*topic,
+                p.payload.len()
+            );
+            reason::PACKET_TOO_LARGE
+        } else {
+            self.route_publish(topic, p.payload, p.qos, p.retain, p.properties)
+        };
         match p.qos {
             QoS::AtMostOnce => {}
             QoS::AtLeastOnce => {
@@ -102,8 +115,21 @@ impl Connection {
         retain: bool,
         properties: midge_proto::Properties,
     ) -> u8 {
-        if is_sys_topic(&topic) {
-            tracing::debug!("Denied PUBLISH from {} to '{}'.", self.client_id, &*topic);
+        let allowed = self.listener.policy.with(|policy| {
+            policy.may(
+                self.username.as_deref(),
+                &self.client_id,
+                &topic,
+                Access::Write,
+            )
+        });
+        if !allowed {
+            tracing::info!(
+                "Denied PUBLISH from {} (username {:?}) on '{}'.",
+                self.client_id,
+                self.username.as_deref(),
+                &*topic
+            );
             return reason::NOT_AUTHORIZED;
         }
         if properties.payload_format_indicator == Some(1) && std::str::from_utf8(&payload).is_err()
@@ -111,7 +137,7 @@ impl Connection {
             return reason::PAYLOAD_FORMAT_INVALID;
         }
         let now = Instant::now();
-        let msg = Arc::new(Message::new(
+        let mut msg = Message::new(
             topic,
             payload,
             qos,
@@ -119,7 +145,9 @@ impl Connection {
             properties,
             now,
             Some(Arc::clone(&self.client_id)),
-        ));
+        );
+        msg.publisher_username = self.username.clone();
+        let msg = Arc::new(msg);
         if self.broker.publish(&msg, now) == 0 {
             reason::NO_MATCHING_SUBSCRIBERS
         } else {

@@ -13,18 +13,20 @@ mod outbound;
 mod subscribe;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
 use bytestring::ByteString;
 use midge_proto::{encode_packet, Packet, ProtocolVersion};
+#[cfg(test)]
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use crate::broker::{Broker, PendingWill};
+use crate::listener_ctx::{ListenerCtx, Slot};
 use crate::session::Session;
+use crate::stream::Stream;
 
 pub use close::Close;
 
@@ -49,18 +51,23 @@ struct ClientLimits {
 
 pub(crate) struct Connection {
     broker: Arc<Broker>,
-    stream: TcpStream,
+    listener: Arc<ListenerCtx>,
+    /// This connection's place in its listener's `max_connections`, released on drop.
+    _slot: Slot,
+    stream: Stream,
     rbuf: BytesMut,
     wbuf: BytesMut,
     version: ProtocolVersion,
     client_id: Arc<str>,
+    username: Option<Arc<str>>,
     session: Arc<Session>,
     /// Our claim on the session; a different value in the session means we were replaced.
     generation: u64,
     /// Seconds; 0 disables the keepalive check.
     keep_alive: u16,
     last_activity: Instant,
-    will: Option<PendingWill>,
+    /// Boxed: most clients have no will, and a will's properties are large.
+    will: Option<Box<PendingWill>>,
     /// Session expiry requested at CONNECT, checked against a DISCONNECT that changes it.
     connect_expiry: u32,
     limits: ClientLimits,
@@ -74,16 +81,28 @@ pub(crate) struct Connection {
 /// Serves one accepted TCP connection until it closes.
 pub async fn serve(
     broker: Arc<Broker>,
-    stream: TcpStream,
-    peer: SocketAddr,
+    listener: Arc<ListenerCtx>,
+    slot: Slot,
+    stream: Stream,
+    peer: String,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let _open = broker.connection_opened();
-    let Some(mut conn) = connect::accept(broker, stream, peer, &mut shutdown).await else {
+    // The CONNECT phase and the goodbye are boxed: their state is large and short-lived,
+    // and an idle connection should not carry it for hours inside its task.
+    let accept = Box::pin(connect::accept(
+        broker,
+        listener,
+        slot,
+        stream,
+        peer,
+        &mut shutdown,
+    ));
+    let Some(mut conn) = accept.await else {
         return;
     };
     let close = conn.run(&mut shutdown).await;
-    conn.finish(close).await;
+    Box::pin(conn.finish(close)).await;
 }
 
 impl Connection {
@@ -116,7 +135,20 @@ impl Connection {
                 _ = shutdown.changed() => Event::Shutdown,
             };
             let result = match event {
-                Event::Readable => self.read_and_handle(),
+                Event::Readable => match self.read_and_handle() {
+                    // A client that keeps the socket full would otherwise keep this worker
+                    // to itself (readiness does not count against tokio's budget), starving
+                    // the subscribers it publishes to on the same thread.
+                    Ok(n) if n >= READ_CHUNK / 4 => {
+                        tokio::task::yield_now().await;
+                        Ok(())
+                    }
+                    Ok(_) => {
+                        tokio::task::consume_budget().await;
+                        Ok(())
+                    }
+                    Err(close) => Err(close),
+                },
                 Event::Writable => self.try_flush(),
                 Event::Wake => Ok(()),
                 Event::KeepAlive => {
@@ -147,16 +179,22 @@ impl Connection {
         tokio::time::Instant::from_std(self.last_activity + grace)
     }
 
-    /// One read syscall, then every complete packet in the buffer.
-    fn read_and_handle(&mut self) -> Result<(), Close> {
+    /// One read syscall, then every complete packet in the buffer. Returns the bytes read.
+    fn read_and_handle(&mut self) -> Result<usize, Close> {
         self.rbuf.reserve(READ_CHUNK);
-        match self.stream.try_read_buf(&mut self.rbuf) {
+        let read = match self.stream.try_read_buf(&mut self.rbuf) {
             Ok(0) => return Err(Close::PeerClosed),
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                // Readiness can be spurious (a new socket starts out "ready"): do not
+                // keep a read buffer for a connection that had nothing to say.
+                if self.rbuf.is_empty() {
+                    self.rbuf = BytesMut::new();
+                }
+                return Ok(0);
+            }
             Err(e) => return Err(Close::Io(e)),
-        }
-        let n = self.rbuf.len();
+        };
         self.last_activity = Instant::now();
         let max = self.broker.settings.max_packet_size;
         while let Some((first_byte, body)) =
@@ -173,10 +211,10 @@ impl Connection {
         }
         // A light reader gives its buffer back, so that idle connections cost little
         // memory; a busy one keeps it for the next read.
-        if self.rbuf.is_empty() && n < READ_CHUNK / 4 {
+        if self.rbuf.is_empty() && read < READ_CHUNK / 4 {
             self.rbuf = BytesMut::new();
         }
-        Ok(())
+        Ok(read)
     }
 
     fn try_flush(&mut self) -> Result<(), Close> {
@@ -255,4 +293,32 @@ enum Event {
     Wake,
     KeepAlive,
     Shutdown,
+}
+
+#[cfg(test)]
+/// The task of an idle connection is resident for hours: its size is a memory budget.
+mod size_probe {
+    use super::*;
+
+    #[tokio::test]
+    async fn idle_connection_task_stays_small() {
+        let config = midge_core::config::parse("", "t").unwrap();
+        let broker = Broker::new(crate::settings::Settings::from_config(&config, true));
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let c = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+        let lc = midge_core::config::ListenerConfig::default();
+        let ctx = Arc::new(ListenerCtx::new(
+            0,
+            &lc,
+            &config,
+            crate::policy::Policy::load(&config.security_for(&lc)).unwrap(),
+            Arc::new(crate::admission::Admission::new(None)),
+        ));
+        let slot = ctx.try_open().unwrap();
+        let (_tx, rx) = watch::channel(false);
+        let f = serve(broker, ctx, slot, Stream::Tcp(c), String::new(), rx);
+        // The CONNECT phase and the will are boxed so that they do not count here.
+        assert!(std::mem::size_of::<Connection>() <= 512);
+        assert!(std::mem::size_of_val(&f) <= 1536, "{}", std::mem::size_of_val(&f));
+    }
 }

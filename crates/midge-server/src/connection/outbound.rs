@@ -111,10 +111,16 @@ impl Connection {
         dup: bool,
         now: Instant,
     ) -> OutgoingPublish<'a> {
+        // Clients behind a mount point see topics without it.
+        let full: &'a str = &d.msg.topic;
+        let own = match &self.listener.mount_point {
+            Some(mp) => full.strip_prefix(mp.as_str()).unwrap_or(full),
+            None => full,
+        };
         let (topic_alias, topic): (Option<u16>, &'a str) = match alias {
-            Some((a, true)) => (Some(a), &d.msg.topic),
+            Some((a, true)) => (Some(a), own),
             Some((a, false)) => (Some(a), ""),
-            None => (None, &d.msg.topic),
+            None => (None, own),
         };
         OutgoingPublish {
             dup,

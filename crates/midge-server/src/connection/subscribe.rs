@@ -3,6 +3,7 @@
 
 use std::time::Instant;
 
+use midge_core::acl::Access;
 use midge_proto::topic::parse_shared;
 use midge_proto::{
     reason, Packet, Properties, SubAck, Subscribe, SubscriptionOptions, UnsubAck, Unsubscribe,
@@ -12,14 +13,43 @@ use super::Connection;
 use crate::session::{Delivery, SubEntry};
 
 impl Connection {
+    /// The filter as the broker stores it: under the listener's mount point, if any
+    /// (`$share/group/` stays in front).
+    fn mounted(&self, filter: &str) -> String {
+        match &self.listener.mount_point {
+            None => filter.to_owned(),
+            Some(mp) => match parse_shared(filter) {
+                Some((group, f)) => format!("$share/{group}/{mp}{f}"),
+                None => format!("{mp}{filter}"),
+            },
+        }
+    }
+
     pub(super) fn on_subscribe(&mut self, s: Subscribe) {
         let now = Instant::now();
-        let max_qos = self.broker.settings.max_qos;
+        let max_qos = self.listener.max_qos;
         let sub_id = s.properties.subscription_identifiers.first().copied();
+        let policy = self.listener.policy.get();
         let mut codes = Vec::with_capacity(s.filters.len());
         let mut retained = Vec::new();
         let mut deliveries = Vec::new();
         for f in &s.filters {
+            let filter = self.mounted(&f.filter);
+            let user = self.username.as_deref();
+            if !policy.may(user, &self.client_id, &filter, Access::Subscribe) {
+                tracing::info!(
+                    "Denied SUBSCRIBE from {} (username {:?}) to '{}'.",
+                    self.client_id,
+                    user,
+                    filter
+                );
+                codes.push(if self.version.is_v5() {
+                    reason::NOT_AUTHORIZED
+                } else {
+                    reason::UNSPECIFIED_ERROR
+                });
+                continue;
+            }
             let granted = f.options.qos.min(max_qos);
             let entry = SubEntry {
                 options: SubscriptionOptions {
@@ -28,17 +58,17 @@ impl Connection {
                 },
                 id: sub_id,
             };
-            let is_new = self.broker.subscribe(&self.session, &f.filter, entry);
+            let is_new = self.broker.subscribe(&self.session, &filter, entry);
             self.session
                 .state
                 .lock()
                 .subscriptions
-                .insert(f.filter.clone(), entry);
+                .insert(filter.clone(), entry);
             codes.push(granted as u8);
             tracing::debug!(
                 "{} subscribed to '{}' (QoS {}).",
                 self.client_id,
-                f.filter,
+                filter,
                 granted as u8
             );
 
@@ -49,9 +79,23 @@ impl Connection {
                 1 => is_new,
                 _ => false,
             };
-            if wanted && parse_shared(&f.filter).is_none() {
-                self.broker.retained_matching(&f.filter, now, &mut retained);
+            if wanted && parse_shared(&filter).is_none() {
+                self.broker.retained_matching(&filter, now, &mut retained);
                 for msg in retained.drain(..) {
+                    if !policy.may(user, &self.client_id, &msg.topic, Access::Read) {
+                        continue;
+                    }
+                    // `check_retain_source`: the publisher must still be allowed to write it.
+                    if self.broker.settings.check_retain_source
+                        && !policy.may(
+                            msg.publisher_username.as_deref(),
+                            msg.publisher.as_deref().unwrap_or(""),
+                            &msg.topic,
+                            Access::Write,
+                        )
+                    {
+                        continue;
+                    }
                     deliveries.push(Delivery {
                         qos: msg.qos.min(granted),
                         msg,
@@ -75,8 +119,9 @@ impl Connection {
     pub(super) fn on_unsubscribe(&mut self, u: Unsubscribe) {
         let mut codes = Vec::with_capacity(u.filters.len());
         for f in &u.filters {
-            let existed = self.broker.unsubscribe(&self.session, f);
-            self.session.state.lock().subscriptions.remove(f);
+            let filter = self.mounted(f);
+            let existed = self.broker.unsubscribe(&self.session, &filter);
+            self.session.state.lock().subscriptions.remove(&filter);
             codes.push(if existed {
                 reason::SUCCESS
             } else {

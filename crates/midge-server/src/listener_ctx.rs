@@ -1,0 +1,74 @@
+//! What a connection needs to know about the listener it arrived on: its security policy
+//! (swapped on reload) and its per-listener options.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use midge_core::config::{Config, ListenerConfig};
+use midge_proto::QoS;
+
+use crate::admission::Admission;
+use crate::policy::{Policy, PolicyHandle};
+
+#[derive(Debug)]
+pub struct ListenerCtx {
+    /// Position in the configuration's listener list, to match listeners on reload.
+    pub index: usize,
+    pub port: u16,
+    pub policy: PolicyHandle,
+    pub max_qos: QoS,
+    /// Topic aliases a client may set up towards the broker (0 = none).
+    pub max_topic_alias: u16,
+    /// Prefix added to this listener's clients' topics, removed from what they receive.
+    pub mount_point: Option<String>,
+    pub use_username_as_clientid: bool,
+    /// `max_connections`; `None` = unlimited.
+    max_connections: Option<u32>,
+    /// Connections open on this listener now.
+    open: Arc<AtomicUsize>,
+    /// Per-address connection rate limit, shared by every listener.
+    pub admission: Arc<Admission>,
+}
+
+/// Holds one of a listener's `max_connections` places until dropped.
+#[derive(Debug)]
+pub struct Slot(Arc<AtomicUsize>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl ListenerCtx {
+    pub fn new(
+        index: usize,
+        lc: &ListenerConfig,
+        config: &Config,
+        policy: Policy,
+        admission: Arc<Admission>,
+    ) -> ListenerCtx {
+        ListenerCtx {
+            index,
+            port: lc.port,
+            policy: PolicyHandle::new(policy),
+            max_qos: QoS::from_u8(config.listener_max_qos(lc)).unwrap_or(QoS::ExactlyOnce),
+            max_topic_alias: lc.max_topic_alias,
+            mount_point: lc.mount_point.clone().filter(|m| !m.is_empty()),
+            use_username_as_clientid: lc.use_username_as_clientid,
+            max_connections: lc.max_connections,
+            open: Arc::new(AtomicUsize::new(0)),
+            admission,
+        }
+    }
+
+    /// Takes a connection place, or `None` when the listener is full.
+    pub fn try_open(&self) -> Option<Slot> {
+        let n = self.open.fetch_add(1, Ordering::AcqRel);
+        let slot = Slot(Arc::clone(&self.open));
+        match self.max_connections {
+            Some(max) if n >= max as usize => None,
+            _ => Some(slot),
+        }
+    }
+}
