@@ -319,6 +319,10 @@ mod size_probe {
         let f = serve(broker, ctx, slot, Stream::Tcp(c), String::new(), rx);
         // The CONNECT phase and the will are boxed so that they do not count here.
         assert!(std::mem::size_of::<Connection>() <= 512);
-        assert!(std::mem::size_of_val(&f) <= 1536, "{}", std::mem::size_of_val(&f));
+        assert!(
+            std::mem::size_of_val(&f) <= 1536,
+            "{}",
+            std::mem::size_of_val(&f)
+        );
     }
 }
