@@ -274,6 +274,7 @@ impl Broker {
             st.ended = true;
             st.queue.clear();
             st.inflight.clear();
+            st.inflight_bytes = 0;
             st.subscriptions.drain().map(|(f, _)| f).collect()
         };
         self.unsubscribe_all(session, &filters);
@@ -376,6 +377,14 @@ impl Broker {
         })
     }
 
+    fn delivery_qos(&self, subscribed: QoS, published: QoS) -> QoS {
+        if self.settings.upgrade_outgoing_qos {
+            subscribed
+        } else {
+            subscribed.min(published)
+        }
+    }
+
     fn route_into(&self, msg: &Arc<Message>, now: Instant, targets: &mut Vec<Target>) -> usize {
         let publisher = msg.publisher.as_deref();
         {
@@ -387,7 +396,7 @@ impl Broker {
                     }
                     targets.push(Target {
                         session: Arc::clone(&client.0),
-                        qos: value.options.qos.min(msg.qos),
+                        qos: self.delivery_qos(value.options.qos, msg.qos),
                         retain_as_published: value.options.retain_as_published,
                         sub_id: value.id,
                         shared: false,
@@ -400,7 +409,7 @@ impl Broker {
                     if let Some((client, value)) = chosen {
                         targets.push(Target {
                             session: Arc::clone(&client.0),
-                            qos: value.options.qos.min(msg.qos),
+                            qos: self.delivery_qos(value.options.qos, msg.qos),
                             retain_as_published: value.options.retain_as_published,
                             sub_id: value.id,
                             shared: true,

@@ -267,12 +267,14 @@ async fn accept_tcp(
                 };
                 // Midge batches its writes itself; Nagle would only add delay.
                 let _ = stream.set_nodelay(true);
-                tracing::info!(
-                    "New connection from {}:{} on port {}.",
-                    peer.ip(),
-                    peer.port(),
-                    port
-                );
+                if broker.settings.connection_messages {
+                    tracing::info!(
+                        "New connection from {}:{} on port {}.",
+                        peer.ip(),
+                        peer.port(),
+                        port
+                    );
+                }
                 tokio::spawn(connection::serve(
                     Arc::clone(&broker),
                     Arc::clone(&ctx),
@@ -312,7 +314,9 @@ async fn accept_unix(
                     tracing::info!("Connection refused: max_connections reached on {path}.");
                     continue;
                 };
-                tracing::info!("New connection from {path} on port 0.");
+                if broker.settings.connection_messages {
+                    tracing::info!("New connection from {path} on port 0.");
+                }
                 tokio::spawn(connection::serve(
                     Arc::clone(&broker),
                     Arc::clone(&ctx),

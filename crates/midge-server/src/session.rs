@@ -82,6 +82,8 @@ pub struct SessionState {
     /// Sent QoS 1/2 messages awaiting acknowledgement, by packet id; resent with DUP when the
     /// session resumes on a new connection.
     pub inflight: HashMap<u16, OutFlight>,
+    /// Sum of `Message::size` over `inflight`, for `max_inflight_bytes`.
+    pub inflight_bytes: usize,
     /// Inbound QoS 2 packet ids received but not yet released: a repeated PUBLISH with one of
     /// these ids is a duplicate and is not routed again (exactly once).
     pub inbound_qos2: HashSet<u16>,
@@ -110,6 +112,19 @@ impl SessionState {
                 return Some(self.last_packet_id);
             }
         }
+    }
+
+    pub fn add_inflight(&mut self, packet_id: u16, flight: OutFlight) {
+        self.inflight_bytes += flight.delivery.msg.size();
+        if let Some(old) = self.inflight.insert(packet_id, flight) {
+            self.inflight_bytes = self.inflight_bytes.saturating_sub(old.delivery.msg.size());
+        }
+    }
+
+    pub fn remove_inflight(&mut self, packet_id: u16) -> Option<OutFlight> {
+        let f = self.inflight.remove(&packet_id)?;
+        self.inflight_bytes = self.inflight_bytes.saturating_sub(f.delivery.msg.size());
+        Some(f)
     }
 
     pub fn pop_delivery(&mut self) -> Option<Delivery> {

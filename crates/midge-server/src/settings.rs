@@ -26,7 +26,14 @@ pub struct Settings {
     /// Outgoing QoS 1/2 window per client, and the receive maximum announced to MQTT 5
     /// clients for their inbound QoS 2 flows.
     pub max_inflight: u16,
+    /// `max_inflight_bytes`: payload bytes of QoS 1/2 messages in flight per client; 0 = no limit.
+    pub max_inflight_bytes: usize,
     pub queue: QueueLimits,
+    /// `upgrade_outgoing_qos`: deliver at the subscription's QoS even when the message was
+    /// published at a lower one (non-standard, as in Mosquitto).
+    pub upgrade_outgoing_qos: bool,
+    /// `connection_messages`: log connects and disconnects.
+    pub connection_messages: bool,
     pub retain_available: bool,
     /// `check_retain_source`: a retained message is sent on subscribe only while its
     /// publisher may still write to its topic.
@@ -60,6 +67,9 @@ impl Settings {
             } else {
                 config.max_inflight_messages
             },
+            max_inflight_bytes: config.max_inflight_bytes,
+            upgrade_outgoing_qos: config.upgrade_outgoing_qos,
+            connection_messages: config.connection_messages,
             queue: QueueLimits {
                 max_messages: config.max_queued_messages,
                 max_bytes: config.max_queued_bytes,

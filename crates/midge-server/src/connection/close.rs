@@ -101,6 +101,9 @@ impl Connection {
     }
 
     fn log_close(&self, close: &Close) {
+        if !self.broker.settings.connection_messages {
+            return;
+        }
         let id = &self.client_id;
         match close {
             Close::PeerClosed => tracing::info!("Client {id} closed its connection."),

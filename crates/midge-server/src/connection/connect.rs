@@ -355,6 +355,9 @@ async fn handle_connect(
         .as_deref()
         .map(|u| format!(", u'{u}'"))
         .unwrap_or_default();
+    if !settings.connection_messages {
+        return Some(conn);
+    }
     tracing::info!(
         "New client connected from {} as {} (p{}, c{}, k{}{}).",
         peer_host(&peer),

@@ -175,7 +175,7 @@ impl Connection {
             .get(&packet_id)
             .is_some_and(|f| f.state == OutState::AwaitPubAck)
         {
-            st.inflight.remove(&packet_id);
+            st.remove_inflight(packet_id);
         }
     }
 
@@ -190,7 +190,7 @@ impl Connection {
         };
         if known && r.reason >= 0x80 {
             // The client refused the message: the flow ends here [MQTT-4.3.3-5 note].
-            st.inflight.remove(&r.packet_id);
+            st.remove_inflight(r.packet_id);
             return;
         }
         drop(st);
@@ -212,7 +212,7 @@ impl Connection {
             .get(&packet_id)
             .is_some_and(|f| f.state == OutState::AwaitPubComp)
         {
-            st.inflight.remove(&packet_id);
+            st.remove_inflight(packet_id);
         }
     }
 }

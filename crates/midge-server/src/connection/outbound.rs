@@ -33,8 +33,15 @@ impl Connection {
                 break;
             };
             // Order is kept: a QoS 0 message behind a blocked QoS 1 one waits too.
-            if front.qos != QoS::AtMostOnce && st.inflight.len() >= window {
-                break;
+            if front.qos != QoS::AtMostOnce {
+                let max_bytes = self.broker.settings.max_inflight_bytes;
+                // `max_inflight_bytes`: one message may always be in flight, however large.
+                let over_bytes = max_bytes != 0
+                    && !st.inflight.is_empty()
+                    && st.inflight_bytes + front.msg.size() > max_bytes;
+                if st.inflight.len() >= window || over_bytes {
+                    break;
+                }
             }
             let Some(delivery) = st.pop_delivery() else {
                 break;
@@ -69,7 +76,7 @@ impl Connection {
                 } else {
                     OutState::AwaitPubRec
                 };
-                st.inflight.insert(packet_id, OutFlight { delivery, state });
+                st.add_inflight(packet_id, OutFlight { delivery, state });
             }
         }
         Ok(())
