@@ -48,9 +48,9 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
-# start_broker <midge|mosquitto> <cpu list or "all">
+# start_broker <midge|mosquitto> <cpu list or "all">: sets $port and $broker_pid.
 start_broker() {
-  local which=$1 cpus=$2 port
+  local which=$1 cpus=$2
   port=$(free_port)
   cat > "$work/broker.conf" <<CONF
 listener $port 127.0.0.1
@@ -64,7 +64,7 @@ CONF
   broker_pid=$!
   for _ in $(seq 100); do
     if python3 -c "import socket,sys; socket.create_connection(('127.0.0.1',$port),0.2)" 2>/dev/null; then
-      echo "$port"; return 0
+      return 0
     fi
     sleep 0.05
   done
@@ -80,10 +80,12 @@ stop_broker() {
 # run_case <phase> <name> <broker> <broker cpus> <tool cpus> <midge-bench args...>
 run_case() {
   local phase=$1 name=$2 which=$3 bcpus=$4 tcpus=$5; shift 5
-  local port line
-  port=$(start_broker "$which" "$bcpus")
+  local line
+  start_broker "$which" "$bcpus"
   sleep 0.3
-  line=$( (ulimit -n "$(ulimit -Hn)"; taskset -c "$tcpus" "$bench_bin" "$@" --port "$port" --broker-pid "$broker_pid" --json) 2>/dev/null | tail -n 1 || true)
+  local pin=()
+  if [ "$tcpus" != all ]; then pin=(taskset -c "$tcpus"); fi
+  line=$( (ulimit -n "$(ulimit -Hn)"; "${pin[@]}" "$bench_bin" "$@" --port "$port" --broker-pid "$broker_pid" --json) 2>/dev/null | tail -n 1 || true)
   stop_broker
   if [ -z "$line" ] || [ "${line:0:1}" != "{" ]; then
     line='{"ok":false,"failures":["no result"]}'
