@@ -47,6 +47,8 @@ pub struct PendingWill {
     /// The listener the client connected through: its policy decides whether the will may
     /// be published when the time comes (the ACL may have been reloaded since CONNECT).
     pub listener: Option<Arc<crate::listener_ctx::ListenerCtx>>,
+    /// Remote address of the connection that set the will, for the security log.
+    pub peer: String,
     /// MQTT 5 will delay interval in seconds (0 for 3.x).
     pub delay: u32,
 }
@@ -343,10 +345,13 @@ impl Broker {
         });
         if !allowed {
             tracing::info!(
-                "Denied will of {} on '{}' (username {:?}).",
-                will.publisher,
-                &*will.will.topic,
-                will.username.as_deref()
+                "Denied will of {} on '{}'.",
+                crate::connection::describe_client(
+                    &will.publisher,
+                    will.username.as_deref(),
+                    &will.peer
+                ),
+                &*will.will.topic
             );
             return;
         }

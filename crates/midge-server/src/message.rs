@@ -73,8 +73,9 @@ impl Message {
         })
     }
 
-    /// Bytes this message accounts for in `max_queued_bytes`.
+    /// Bytes this message accounts for in `max_queued_bytes` and `max_inflight_bytes`:
+    /// the payload, as Mosquitto counts them.
     pub fn size(&self) -> usize {
-        self.topic.len() + self.payload.len()
+        self.payload.len()
     }
 }

@@ -210,8 +210,8 @@ impl Session {
             return false;
         }
         let full_count = limits.max_messages != 0 && st.queue.len() >= limits.max_messages;
-        let full_bytes =
-            limits.max_bytes != 0 && st.queued_bytes + delivery.msg.size() > limits.max_bytes;
+        // As Mosquitto: a message is queued while the total is still below the limit.
+        let full_bytes = limits.max_bytes != 0 && st.queued_bytes >= limits.max_bytes;
         if full_count || full_bytes {
             st.dropped += 1;
             return false;

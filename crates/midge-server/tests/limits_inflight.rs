@@ -8,8 +8,8 @@ use std::time::Duration;
 use common::*;
 use midge_proto::{ProtocolVersion, QoS};
 
-/// With 100 bytes of QoS 1 payload allowed in flight, a subscriber that does not acknowledge
-/// gets only as many 40-byte messages as fit (at least one, however large).
+/// With `max_inflight_bytes 100`, a subscriber that does not acknowledge gets messages while
+/// the payload bytes in flight are below 100, as Mosquitto counts: two of 60 bytes.
 #[tokio::test]
 async fn max_inflight_bytes_limits_unacknowledged_messages() {
     let broker = start(
@@ -20,15 +20,14 @@ async fn max_inflight_bytes_limits_unacknowledged_messages() {
     let mut sub = Raw::connect(broker.addr, ProtocolVersion::V311, "ib-sub").await;
     sub.subscribe("ib/t", QoS::AtLeastOnce).await;
     let mut publisher = Raw::connect(broker.addr, ProtocolVersion::V311, "ib-pub").await;
-    // Message::size counts topic and payload: 4 + 36 = 40 bytes each.
     for _ in 0..5 {
         publisher
-            .publish("ib/t", &[b'x'; 36], QoS::AtLeastOnce, false)
+            .publish("ib/t", &[b'x'; 60], QoS::AtLeastOnce, false)
             .await;
     }
     let first = sub.recv_publish().await;
     let second = sub.recv_publish().await;
-    // 40 + 40 = 80 fits; a third would make 120 > 100.
+    // 0 and 60 are below 100; at 120 nothing more goes out.
     sub.expect_silence(Duration::from_millis(300)).await;
     sub.ack(&first).await;
     let third = sub.recv_publish().await;

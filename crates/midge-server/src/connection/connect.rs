@@ -266,6 +266,7 @@ async fn handle_connect(
             publisher: Arc::clone(&client_id),
             username: username.clone(),
             listener: Some(Arc::clone(&listener)),
+            peer: peer.clone(),
         })
     });
 
@@ -310,6 +311,7 @@ async fn handle_connect(
         version,
         client_id: Arc::clone(&client_id),
         username,
+        peer: Arc::from(peer.as_str()),
         session: attached.session,
         generation: attached.generation,
         keep_alive,
@@ -377,10 +379,7 @@ fn describe(connect: &Connect, peer: &str) -> String {
     } else {
         &connect.client_id
     };
-    match &connect.username {
-        Some(u) => format!("{id} (username '{u}') from {peer}"),
-        None => format!("{id} from {peer}"),
-    }
+    super::describe_client(id, connect.username.as_deref(), peer)
 }
 
 /// The address part of `ip:port` (Mosquitto's log shows the address only).

@@ -69,7 +69,7 @@ impl Connection {
             // `max_payload_size` / `message_size_limit`: dropped, the client told (MQTT 5).
             tracing::info!(
                 "Dropped PUBLISH from {} on '{}': payload of {} bytes over the limit.",
-                self.client_id,
+                self.who(),
                 &*topic,
                 p.payload.len()
             );
@@ -124,12 +124,7 @@ impl Connection {
             )
         });
         if !allowed {
-            tracing::info!(
-                "Denied PUBLISH from {} (username {:?}) on '{}'.",
-                self.client_id,
-                self.username.as_deref(),
-                &*topic
-            );
+            tracing::info!("Denied PUBLISH from {} on '{}'.", self.who(), &*topic);
             return reason::NOT_AUTHORIZED;
         }
         if properties.payload_format_indicator == Some(1) && std::str::from_utf8(&payload).is_err()

@@ -60,6 +60,8 @@ pub(crate) struct Connection {
     version: ProtocolVersion,
     client_id: Arc<str>,
     username: Option<Arc<str>>,
+    /// Remote address, for the security log.
+    peer: Arc<str>,
     session: Arc<Session>,
     /// Our claim on the session; a different value in the session means we were replaced.
     generation: u64,
@@ -106,6 +108,11 @@ pub async fn serve(
 }
 
 impl Connection {
+    /// The client as security log lines name it: id, username and remote address.
+    fn who(&self) -> String {
+        describe_client(&self.client_id, self.username.as_deref(), &self.peer)
+    }
+
     async fn run(&mut self, shutdown: &mut watch::Receiver<bool>) -> Close {
         // One timer for the connection's life: it is re-armed only when it fires early
         // (traffic moved the deadline), not on every packet.
@@ -284,6 +291,14 @@ impl Connection {
             self.session.state.lock().expiry_interval = expiry;
         }
         Err(Close::Disconnected { reason: d.reason })
+    }
+}
+
+/// `id (username 'u') from addr`, the form every security log line uses.
+pub(crate) fn describe_client(id: &str, username: Option<&str>, peer: &str) -> String {
+    match username {
+        Some(u) => format!("{id} (username '{u}') from {peer}"),
+        None => format!("{id} from {peer}"),
     }
 }
 

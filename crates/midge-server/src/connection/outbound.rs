@@ -35,10 +35,9 @@ impl Connection {
             // Order is kept: a QoS 0 message behind a blocked QoS 1 one waits too.
             if front.qos != QoS::AtMostOnce {
                 let max_bytes = self.broker.settings.max_inflight_bytes;
-                // `max_inflight_bytes`: one message may always be in flight, however large.
-                let over_bytes = max_bytes != 0
-                    && !st.inflight.is_empty()
-                    && st.inflight_bytes + front.msg.size() > max_bytes;
+                // `max_inflight_bytes`: more goes out while the total in flight is below
+                // the limit (so one message always can, however large), as Mosquitto counts.
+                let over_bytes = max_bytes != 0 && st.inflight_bytes >= max_bytes;
                 if st.inflight.len() >= window || over_bytes {
                     break;
                 }

@@ -37,12 +37,7 @@ impl Connection {
             let filter = self.mounted(&f.filter);
             let user = self.username.as_deref();
             if !policy.may(user, &self.client_id, &filter, Access::Subscribe) {
-                tracing::info!(
-                    "Denied SUBSCRIBE from {} (username {:?}) to '{}'.",
-                    self.client_id,
-                    user,
-                    filter
-                );
+                tracing::info!("Denied SUBSCRIBE from {} to '{}'.", self.who(), filter);
                 codes.push(if self.version.is_v5() {
                     reason::NOT_AUTHORIZED
                 } else {
