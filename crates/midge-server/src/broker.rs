@@ -7,7 +7,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -91,6 +91,15 @@ pub struct Broker {
     /// Password checks running at once (PBKDF2 and argon2id are CPU and memory heavy):
     /// one per core, so a flood of CONNECTs queues here instead of starving the I/O threads.
     pub hashing: tokio::sync::Semaphore,
+    /// The general options Mosquitto re-reads on SIGHUP; the others in `settings` keep
+    /// their start-up values.
+    reloadable: Reloadable,
+}
+
+#[derive(Debug)]
+struct Reloadable {
+    retain_available: AtomicBool,
+    upgrade_outgoing_qos: AtomicBool,
 }
 
 /// Counts one open connection for as long as it lives.
@@ -119,6 +128,10 @@ thread_local! {
 
 impl Broker {
     pub fn new(settings: Settings) -> Arc<Broker> {
+        let reloadable = Reloadable {
+            retain_available: AtomicBool::new(settings.retain_available),
+            upgrade_outgoing_qos: AtomicBool::new(settings.upgrade_outgoing_qos),
+        };
         Arc::new(Broker {
             settings,
             sessions: Mutex::new(HashMap::new()),
@@ -126,10 +139,25 @@ impl Broker {
             retained: RwLock::new(RetainedStore::new()),
             next_generation: AtomicU64::new(1),
             connections: AtomicUsize::new(0),
+            reloadable,
             hashing: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
             ),
         })
+    }
+
+    pub fn retain_available(&self) -> bool {
+        self.reloadable.retain_available.load(Ordering::Relaxed)
+    }
+
+    /// Applies the reloadable general options of a re-read configuration.
+    pub fn reload(&self, config: &midge_core::config::Config) {
+        self.reloadable
+            .retain_available
+            .store(config.retain_available, Ordering::Relaxed);
+        self.reloadable
+            .upgrade_outgoing_qos
+            .store(config.upgrade_outgoing_qos, Ordering::Relaxed);
     }
 
     pub fn connection_opened(self: &Arc<Self>) -> ConnectionGuard {
@@ -362,7 +390,7 @@ impl Broker {
     /// Stores (if retained) and routes a message; the full publish path after the
     /// publisher's own checks. Returns the number of subscribers it was queued for.
     pub fn publish(&self, msg: &Arc<Message>, now: Instant) -> usize {
-        if msg.retain && self.settings.retain_available {
+        if msg.retain && self.retain_available() {
             self.retain(msg);
         }
         self.route(msg, now)
@@ -383,7 +411,7 @@ impl Broker {
     }
 
     fn delivery_qos(&self, subscribed: QoS, published: QoS) -> QoS {
-        if self.settings.upgrade_outgoing_qos {
+        if self.reloadable.upgrade_outgoing_qos.load(Ordering::Relaxed) {
             subscribed
         } else {
             subscribed.min(published)

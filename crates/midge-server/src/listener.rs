@@ -61,6 +61,7 @@ pub struct Server {
 #[derive(Clone)]
 pub struct ServerHandle {
     shutdown: watch::Sender<bool>,
+    broker: Arc<Broker>,
     listeners: Arc<Vec<Arc<ListenerCtx>>>,
 }
 
@@ -72,12 +73,14 @@ impl ServerHandle {
         let _ = self.shutdown.send(true);
     }
 
-    /// Applies a re-read configuration to the running listeners: the password and ACL
-    /// files (and the other security options) of each listener are reloaded. A listener
+    /// Applies a re-read configuration: the password and ACL files (and the other security
+    /// options) of each listener, and the general options Mosquitto reloads
+    /// (`retain_available`, `upgrade_outgoing_qos`). A listener
     /// whose files cannot be read or parsed keeps its previous policy; the errors are
     /// returned for the log. Listeners themselves are not re-bound, as with Mosquitto.
     pub fn reload(&self, config: &Config) -> Vec<String> {
         let mut errors = Vec::new();
+        self.broker.reload(config);
         let wanted = effective_listeners(config);
         for ctx in self.listeners.iter() {
             let Some(lc) = wanted.get(ctx.index) else {
@@ -163,10 +166,11 @@ impl Server {
         }
         let (shutdown, _) = watch::channel(false);
         Ok(Server {
-            broker,
+            broker: Arc::clone(&broker),
             bound,
             handle: ServerHandle {
                 shutdown,
+                broker,
                 listeners: Arc::new(contexts),
             },
         })

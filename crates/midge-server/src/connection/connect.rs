@@ -342,7 +342,7 @@ async fn handle_connect(
         if listener.max_qos < midge_proto::QoS::ExactlyOnce {
             p.maximum_qos = Some(listener.max_qos as u8);
         }
-        if !settings.retain_available {
+        if !broker.retain_available() {
             p.retain_available = Some(0);
         }
         if settings.max_packet_size < MQTT_MAX_PACKET {

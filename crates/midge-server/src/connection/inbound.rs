@@ -37,7 +37,7 @@ impl Connection {
                 why: format!("QoS {} above maximum", p.qos as u8),
             });
         }
-        if p.retain && !settings.retain_available {
+        if p.retain && !self.broker.retain_available() {
             return Err(Close::Violation {
                 reason: reason::RETAIN_NOT_SUPPORTED,
                 why: "retain not available".into(),
