@@ -216,11 +216,6 @@ impl Broker {
         }
     }
 
-    /// Whether a client id is currently known (online or with a stored session).
-    pub fn has_session(&self, client_id: &str) -> bool {
-        self.sessions.lock().contains_key(client_id)
-    }
-
     /// Called when the connection with `generation` ends. Sends or schedules the will and
     /// ends the session or schedules its expiry. Does nothing to a session another
     /// connection has taken over, except sending the will of the connection that lost it.

@@ -93,7 +93,8 @@ pub struct SessionState {
     pub expiry_interval: u32,
     /// Last packet id handed out; ids are allocated upwards, skipping those in flight.
     pub last_packet_id: u16,
-    /// Messages dropped because the queue was full, for the log.
+    /// Messages dropped since the queue was last empty: the first drop of an episode is
+    /// logged (as Mosquitto does), not every one.
     pub dropped: u64,
 }
 
@@ -130,6 +131,9 @@ impl SessionState {
     pub fn pop_delivery(&mut self) -> Option<Delivery> {
         let d = self.queue.pop_front()?;
         self.queued_bytes = self.queued_bytes.saturating_sub(d.msg.size());
+        if self.queue.is_empty() {
+            self.dropped = 0;
+        }
         Some(d)
     }
 }
@@ -213,6 +217,12 @@ impl Session {
         // As Mosquitto: a message is queued while the total is still below the limit.
         let full_bytes = limits.max_bytes != 0 && st.queued_bytes >= limits.max_bytes;
         if full_count || full_bytes {
+            if st.dropped == 0 {
+                tracing::warn!(
+                    "Outgoing messages are being dropped for client {}.",
+                    self.client_id
+                );
+            }
             st.dropped += 1;
             return false;
         }
