@@ -410,8 +410,7 @@ async fn max_qos_0() {
 
 // `max_keepalive 30`: an MQTT 5 client asking for 31 (or 0, no keep alive) is told Server
 // Keep Alive 30; one asking for 30 is told nothing. A 3.1.1 client asking for more is
-// accepted with its own value, as Mosquitto 2.0.11 does (2.0.12+ refuses it with 0x02 to
-// mitigate CVE-2020-13849; docs/compat.md records the 2.0 behaviour).
+// refused with 0x02, as Mosquitto 2.0.12+ does to mitigate CVE-2020-13849 (2.0.11 let it in).
 #[tokio::test]
 async fn max_keepalive() {
     let b = start("allow_anonymous true\nmax_keepalive 30", |_| {}).await;
@@ -423,10 +422,16 @@ async fn max_keepalive() {
         raw.disconnect().await;
     }
     let mut c = connect_packet(V311, "ka3");
-    c.keep_alive = 31;
+    c.keep_alive = 30;
     let (mut raw, ack) = Raw::connect_with(b.addr, c).await;
     assert_eq!(ack.code, 0);
     raw.ping().await;
+    let mut refused = Raw::tcp(b.addr).await;
+    refused
+        .send(&raw_connect("MQTT", 4, 0x02, 31, None, "ka4", &[]))
+        .await;
+    refused.expect("20 02 00 02").await;
+    refused.expect_close().await;
 }
 
 // The keep alive the server imposes is enforced: a client told 1 s that stays silent is

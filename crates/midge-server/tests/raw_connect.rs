@@ -323,15 +323,22 @@ async fn v5_keepalive_above_max_keepalive_gets_server_keep_alive() {
     assert_eq!(ack.properties.server_keep_alive, None);
 }
 
-// 3.1.1 has no way to tell the client another keep alive: Mosquitto accepts it unchanged.
+// 3.1.1 has no way to tell the client another keep alive: above the limit it is refused
+// with 0x02 (Mosquitto 2.0.12+, CVE-2020-13849); 0 (no keep alive) and values within the
+// limit are accepted.
 #[tokio::test]
-async fn v311_keepalive_above_max_keepalive_accepted_unchanged() {
+async fn v311_keepalive_above_max_keepalive_refused() {
     let b = start("allow_anonymous true\nmax_keepalive 100", |_| {}).await;
-    for ka in [200u16, 0] {
+    for (ka, answer) in [
+        (200u16, "20 02 00 02"),
+        (101, "20 02 00 02"),
+        (100, "20 02 00 00"),
+        (0, "20 02 00 00"),
+    ] {
         let mut c = Raw::tcp(b.addr).await;
         c.send(&raw_connect("MQTT", 4, 0x02, ka, None, "ka", &[]))
             .await;
-        c.expect("20 02 00 00").await;
+        c.expect(answer).await;
     }
 }
 

@@ -237,7 +237,21 @@ async fn handle_connect(
     let username: Option<Arc<str>> = connect.username.as_deref().map(Arc::from);
 
     // Keep alive: MQTT 5 clients are told the server's value when theirs exceeds the limit
-    // (or is 0 while a limit is set); 3.x clients keep theirs, as with Mosquitto.
+    // (or is 0 while a limit is set). 3.x cannot be told, so a 3.x client asking for more
+    // than a configured limit is refused with 0x02, as Mosquitto 2.0.12+ does against
+    // CVE-2020-13849 (sockets held open for 1.5 × 65535 s).
+    if !version.is_v5()
+        && settings.max_keepalive < u16::MAX
+        && connect.keep_alive > settings.max_keepalive
+    {
+        let r = Refusal {
+            v3: v3::IDENTIFIER_REJECTED,
+            v5: reason::CLIENT_IDENTIFIER_NOT_VALID,
+            why: "keep alive above max_keepalive",
+        };
+        refuse(&mut stream, version, &r, &who).await;
+        return None;
+    }
     let mut keep_alive = connect.keep_alive;
     let mut server_keep_alive = None;
     if version.is_v5()
