@@ -19,5 +19,6 @@ pub mod policy;
 pub mod session;
 pub mod settings;
 mod stream;
+pub mod tls;
 
 pub use listener::{Server, ServerError, ServerHandle, ShutdownHandle};

@@ -15,6 +15,7 @@ use crate::listener_ctx::ListenerCtx;
 use crate::policy::Policy;
 use crate::settings::Settings;
 use crate::stream::Stream;
+use crate::tls;
 
 /// How long shutdown waits for connections to close.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
@@ -36,6 +37,8 @@ pub enum ServerError {
     },
     #[error("{0}")]
     Policy(String),
+    #[error("{0}")]
+    Tls(String),
     #[error("no listener could be opened")]
     NoListener,
 }
@@ -94,6 +97,21 @@ impl ServerHandle {
                 Ok(policy) => ctx.policy.replace(policy),
                 Err(e) => errors.push(format!("{e} (keeping the previous settings)")),
             }
+            // New handshakes use the re-read certificate, key, CAs and CRL; connected
+            // clients keep their sessions. A context that cannot be built keeps the old one.
+            match (&ctx.tls, tls::build(lc)) {
+                (Some(handle), Ok(Some(new))) => handle.store(Some(Arc::new(new))),
+                (Some(_), Err(e)) => errors.push(format!(
+                    "{e} (keeping the previous TLS settings of port {})",
+                    ctx.port
+                )),
+                (Some(_), Ok(None)) | (None, Ok(Some(_))) => errors.push(format!(
+                    "listener on port {}: TLS switched on or off; restart to apply",
+                    ctx.port
+                )),
+                (None, Err(e)) => errors.push(e),
+                (None, Ok(None)) => {}
+            }
         }
         errors
     }
@@ -127,13 +145,11 @@ impl Server {
         let mut contexts = Vec::new();
         for (index, lc) in effective_listeners(config).into_iter().enumerate() {
             let policy = Policy::load(&config.security_for(&lc)).map_err(ServerError::Policy)?;
-            let ctx = Arc::new(ListenerCtx::new(
-                index,
-                &lc,
-                config,
-                policy,
-                Arc::clone(&admission),
-            ));
+            let mut ctx = ListenerCtx::new(index, &lc, config, policy, Arc::clone(&admission));
+            ctx.tls = tls::build(&lc)
+                .map_err(ServerError::Tls)?
+                .map(arc_swap::ArcSwapOption::from_pointee);
+            let ctx = Arc::new(ctx);
             contexts.push(Arc::clone(&ctx));
             if let Some(path) = &lc.unix_socket {
                 // A socket file left by a previous run would make bind fail.
@@ -279,14 +295,43 @@ async fn accept_tcp(
                         port
                     );
                 }
-                tokio::spawn(connection::serve(
-                    Arc::clone(&broker),
-                    Arc::clone(&ctx),
-                    slot,
-                    Stream::Tcp(stream),
-                    peer.to_string(),
-                    shutdown.clone(),
-                ));
+                let tls = ctx.tls.as_ref().and_then(|h| h.load_full());
+                let Some(tls) = tls else {
+                    tokio::spawn(connection::serve(
+                        Arc::clone(&broker),
+                        Arc::clone(&ctx),
+                        slot,
+                        Stream::Tcp(stream),
+                        peer.to_string(),
+                        shutdown.clone(),
+                        None,
+                    ));
+                    continue;
+                };
+                let (broker, ctx, shutdown) =
+                    (Arc::clone(&broker), Arc::clone(&ctx), shutdown.clone());
+                tokio::spawn(async move {
+                    let timeout = broker.settings.connect_timeout;
+                    match tls::handshake(&tls, stream, timeout).await {
+                        Ok(accepted) => {
+                            let stream = Stream::Tls(Box::new(accepted.stream));
+                            let peer = peer.to_string();
+                            connection::serve(
+                                broker,
+                                ctx,
+                                slot,
+                                stream,
+                                peer,
+                                shutdown,
+                                accepted.username,
+                            )
+                            .await;
+                        }
+                        Err(why) => {
+                            tracing::info!("TLS handshake with {peer} failed: {why}.");
+                        }
+                    }
+                });
             }
             Err(e) => {
                 // Out of file descriptors and the like: keep serving existing clients.
@@ -328,6 +373,7 @@ async fn accept_unix(
                     Stream::Unix(stream),
                     path.clone(),
                     shutdown.clone(),
+                    None,
                 ));
             }
             Err(e) => {

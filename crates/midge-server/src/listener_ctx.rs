@@ -9,6 +9,7 @@ use midge_proto::QoS;
 
 use crate::admission::Admission;
 use crate::policy::{Policy, PolicyHandle};
+use crate::tls::TlsHandle;
 
 #[derive(Debug)]
 pub struct ListenerCtx {
@@ -28,6 +29,8 @@ pub struct ListenerCtx {
     open: Arc<AtomicUsize>,
     /// Per-address connection rate limit, shared by every listener.
     pub admission: Arc<Admission>,
+    /// The TLS context of a TLS listener (swapped on reload); `None` for plain ones.
+    pub tls: Option<TlsHandle>,
 }
 
 /// Holds one of a listener's `max_connections` places until dropped.
@@ -59,6 +62,7 @@ impl ListenerCtx {
             max_connections: lc.max_connections,
             open: Arc::new(AtomicUsize::new(0)),
             admission,
+            tls: None,
         }
     }
 

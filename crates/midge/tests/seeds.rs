@@ -5,8 +5,9 @@
 //!
 //! Where a seed was written for Mosquitto 1.x and Mosquitto 2 (hence Midge) answers
 //! differently, the test pins Mosquitto 2.0.11's answer (checked against Debian's broker)
-//! and says so. Configurations that need a feature of a later issue (TLS, bridges) must
-//! stop at start-up with "not supported yet", never run without it.
+//! and says so. Seed 001's TLS listener runs over TLS; configurations that need a feature
+//! of a later issue (bridges) must stop at start-up with "not supported yet", never run
+//! without it.
 //!
 //! These tests never skip: without the Mosquitto tools they fail and say how to install
 //! them.
@@ -779,27 +780,61 @@ fn seed_001_acl() {
     dev_sub.expect(only[0], &only);
 }
 
-// "4. Use TLS/SSL": the TLS listener block (paths adapted). TLS lands in a later issue:
-// until then Midge must refuse the file with "not supported yet", never serve it in clear.
+// "4. Use TLS/SSL": the TLS listener block (paths adapted, certificates made here with
+// rcgen: a CA and a server certificate for 127.0.0.1; plus `allow_anonymous true`, which
+// Mosquitto 2 needs too). Since issue 5 Midge serves it:
+// mosquitto_pub/mosquitto_sub with `--cafile` exchange a message over TLS; a client
+// trusting another CA, and a plain client, are refused.
 #[test]
-fn seed_001_tls_listener_is_refused_until_supported() {
+fn seed_001_tls_listener() {
+    require_clients();
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, SanType};
     let dir = TempDir::new();
     let port = free_port();
-    let crt = dir.write("certs/server.crt", "not a certificate\n");
-    let key = dir.write("certs/server.key", "not a key\n");
+    let ca_key = KeyPair::generate().expect("CA key");
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca.distinguished_name
+        .push(DnType::CommonName, "Seed 001 CA");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca.self_signed(&ca_key).expect("CA certificate");
+    let server_key = KeyPair::generate().expect("server key");
+    let mut server = CertificateParams::new(vec!["localhost".to_owned()]).expect("params");
+    server
+        .subject_alt_names
+        .push(SanType::IpAddress("127.0.0.1".parse().expect("ip")));
+    let server = server
+        .signed_by(&server_key, &ca, &ca_key)
+        .expect("server certificate");
+    let ca_crt = dir.write("certs/ca.crt", &ca.pem());
+    let crt = dir.write("certs/server.crt", &server.pem());
+    let key = dir.write("certs/server.key", &server_key.serialize_pem());
+    let other_key = KeyPair::generate().expect("key");
+    let mut other = CertificateParams::new(Vec::<String>::new()).expect("params");
+    other.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let other = other.self_signed(&other_key).expect("other CA");
+    let other_crt = dir.write("certs/other.crt", &other.pem());
     dir.write(
         "mosquitto.conf",
         &format!(
             "# TLS settings\nlistener {port}\nprotocol mqtt\ntls_version tlsv1.2\ncertfile {crt}\nkeyfile {key}\n\
-             # Optional: If using client certificates for mutual TLS\n# cafile /etc/mosquitto/certs/ca.crt\n"
+             # Optional: If using client certificates for mutual TLS\n# cafile /etc/mosquitto/certs/ca.crt\n\
+             allow_anonymous true\n"
         ),
     );
-    let err = start_fails(&dir, &["-c", "mosquitto.conf"]);
-    assert!(err.contains("not supported yet"), "stderr: {err}");
-    assert!(
-        err.contains("mosquitto.conf:"),
-        "names the file and line: {err}"
+    let _midge = Midge::start(&dir, &["-c", "mosquitto.conf"], port);
+    let mut sub = Sub::start(port, &["--cafile", &ca_crt, "-t", "seed/tls"]);
+    pub_ok(
+        port,
+        &["--cafile", &ca_crt, "-t", "seed/tls", "-m", "encrypted"],
     );
+    sub.expect("MSG seed/tls encrypted", &["MSG seed/tls encrypted"]);
+    let wrong = mosquitto_pub(port, &["--cafile", &other_crt, "-t", "seed/tls", "-m", "x"]);
+    assert!(
+        !wrong.status.success(),
+        "a server signed by another CA was trusted"
+    );
+    let plain = mosquitto_pub(port, &["-t", "seed/tls", "-m", "x"]);
+    assert!(!plain.status.success(), "plain MQTT worked on the TLS port");
 }
 
 /// Seed 001's hardened configuration, sections 1, 2, 3, 5 and 6 together.

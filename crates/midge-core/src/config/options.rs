@@ -196,16 +196,16 @@ pub(crate) static OPTIONS: &[Entry] = &[
         Bridge,
         NotYet(bridge::tls_version, BRIDGES),
     ),
-    ("cafile", Listener, NotYet(tls::cafile, TLS)),
-    ("capath", Listener, NotYet(tls::capath, TLS)),
-    ("certfile", Listener, NotYet(tls::certfile, TLS)),
+    ("cafile", Listener, Handled(tls::cafile)),
+    ("capath", Listener, Handled(tls::capath)),
+    ("certfile", Listener, Handled(tls::certfile)),
     (
         "check_retain_source",
         Global,
         Handled(security::check_retain_source),
     ),
-    ("ciphers", Listener, NotYet(tls::ciphers, TLS)),
-    ("ciphers_tls1.3", Listener, NotYet(tls::ciphers_tls13, TLS)),
+    ("ciphers", Listener, Handled(tls::ciphers)),
+    ("ciphers_tls1.3", Listener, Handled(tls::ciphers_tls13)),
     (
         "cleansession",
         Bridge,
@@ -228,12 +228,12 @@ pub(crate) static OPTIONS: &[Entry] = &[
         Global,
         Handled(general::connection_messages),
     ),
-    ("crlfile", Listener, NotYet(tls::crlfile, TLS)),
-    ("dhparamfile", Listener, NotYet(tls::dhparamfile, TLS)),
+    ("crlfile", Listener, Handled(tls::crlfile)),
+    ("dhparamfile", Listener, Handled(tls::dhparamfile)),
     (
         "disable_client_cert_date_checks",
         ListenerOnly,
-        NotYet(tls::disable_client_cert_date_checks, TLS),
+        Handled(tls::disable_client_cert_date_checks),
     ),
     (
         "enable_control_api",
@@ -268,7 +268,7 @@ pub(crate) static OPTIONS: &[Entry] = &[
         Bridge,
         NotYet(bridge::keepalive_interval, BRIDGES),
     ),
-    ("keyfile", Listener, NotYet(tls::keyfile, TLS)),
+    ("keyfile", Listener, Handled(tls::keyfile)),
     ("listener", Struct, Handled(listener::listener)),
     (
         "listener_allow_anonymous",
@@ -452,7 +452,7 @@ pub(crate) static OPTIONS: &[Entry] = &[
     (
         "require_certificate",
         Listener,
-        NotYet(tls::require_certificate, TLS),
+        Handled(tls::require_certificate),
     ),
     (
         "restart_timeout",
@@ -488,7 +488,7 @@ pub(crate) static OPTIONS: &[Entry] = &[
         NotYet(tls::tls_engine_kpass_sha1, TLS),
     ),
     ("tls_keyform", Listener, NotYet(tls::tls_keyform, TLS)),
-    ("tls_version", Listener, NotYet(tls::tls_version, TLS)),
+    ("tls_version", Listener, Handled(tls::tls_version)),
     ("topic", Bridge, NotYet(bridge::topic, BRIDGES)),
     ("try_private", Bridge, NotYet(bridge::try_private, BRIDGES)),
     (
@@ -499,12 +499,12 @@ pub(crate) static OPTIONS: &[Entry] = &[
     (
         "use_identity_as_username",
         Listener,
-        NotYet(tls::use_identity_as_username, TLS),
+        Handled(tls::use_identity_as_username),
     ),
     (
         "use_subject_as_username",
         Listener,
-        NotYet(tls::use_subject_as_username, TLS),
+        Handled(tls::use_subject_as_username),
     ),
     (
         "use_username_as_clientid",

@@ -162,11 +162,8 @@ keyfile /etc/mosquitto/certs/server.key
 # certfile /etc/mosquitto/certs/client.crt
 # keyfile /etc/mosquitto/certs/client.key
 ";
-    assert_eq!(
-        err(text),
-        "mosquitto.conf:4: option 'tls_version' is not supported yet"
-    );
-    let config = kept(text);
+    // Certificate TLS is supported (issue 5): the file is accepted as it is.
+    let config = ok(text);
     let listener = &config.listeners[0];
     assert_eq!(listener.port, 8883);
     assert_eq!(listener.protocol, Protocol::Mqtt);

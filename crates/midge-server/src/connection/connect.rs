@@ -47,6 +47,7 @@ pub(super) async fn accept(
     mut stream: Stream,
     peer: String,
     shutdown: &mut watch::Receiver<bool>,
+    cert_username: CertUsername,
 ) -> Option<Connection> {
     let mut rbuf = BytesMut::new();
     let cap = broker.settings.max_packet_size.min(PRE_CONNECT_MAX_PACKET);
@@ -112,8 +113,23 @@ pub(super) async fn accept(
     } else {
         rbuf
     };
-    handle_connect(broker, listener, slot, stream, peer, rbuf, *connect).await
+    handle_connect(
+        broker,
+        listener,
+        slot,
+        stream,
+        peer,
+        rbuf,
+        *connect,
+        cert_username,
+    )
+    .await
 }
+
+/// The username a TLS listener takes from the client certificate
+/// (`use_identity_as_username` / `use_subject_as_username`): `None` when the listener does
+/// not, `Some(Err(why))` when it does but the client has no usable certificate.
+pub(crate) type CertUsername = Option<Result<String, &'static str>>;
 
 /// Reads until the first complete packet; `Ok(None)` when the peer closed first.
 async fn read_connect(
@@ -162,12 +178,20 @@ async fn refuse(stream: &mut Stream, version: ProtocolVersion, refusal: &Refusal
     refuse_raw(stream, &out).await;
 }
 
+const BAD_CREDENTIALS: Refusal = Refusal {
+    v3: v3::BAD_USERNAME_OR_PASSWORD,
+    v5: reason::BAD_USER_NAME_OR_PASSWORD,
+    why: "no usable client certificate for the username",
+};
+
 const NOT_AUTHORISED: Refusal = Refusal {
     v3: v3::NOT_AUTHORIZED,
     v5: reason::NOT_AUTHORIZED,
     why: "not authorised",
 };
 
+// The connection's parts are moved in one by one; bundling them would only rename them.
+#[allow(clippy::too_many_arguments)]
 async fn handle_connect(
     broker: Arc<Broker>,
     listener: Arc<ListenerCtx>,
@@ -176,6 +200,7 @@ async fn handle_connect(
     peer: String,
     rbuf: BytesMut,
     connect: Connect,
+    cert_username: CertUsername,
 ) -> Option<Connection> {
     let settings = &broker.settings;
     let version = connect.protocol;
@@ -193,12 +218,28 @@ async fn handle_connect(
         return None;
     }
 
+    // With `use_identity_as_username` / `use_subject_as_username` the certificate gives the
+    // username; the CONNECT username and password are ignored, as in Mosquitto.
+    let from_cert = match cert_username {
+        None => None,
+        Some(Ok(name)) => Some(name),
+        Some(Err(why)) => {
+            tracing::info!("Client {who}: {why}.");
+            refuse(&mut stream, version, &BAD_CREDENTIALS, &who).await;
+            return None;
+        }
+    };
+    let username: Option<Arc<str>> = match &from_cert {
+        Some(name) => Some(Arc::from(name.as_str())),
+        None => connect.username.as_deref().map(Arc::from),
+    };
+
     let mut assigned = None;
     let client_id: Arc<str> = if listener.use_username_as_clientid {
         // The username is the client id, so one user cannot take another's session;
         // without a username there is nothing to use (Mosquitto refuses too).
-        match &connect.username {
-            Some(u) => Arc::from(u.as_str()),
+        match &username {
+            Some(u) => Arc::clone(u),
             None => {
                 refuse(&mut stream, version, &NOT_AUTHORISED, &who).await;
                 return None;
@@ -228,13 +269,12 @@ async fn handle_connect(
         }
     }
 
-    if !authenticate(&broker, &policy, &connect).await {
+    if from_cert.is_none() && !authenticate(&broker, &policy, &connect).await {
         // Mosquitto answers "not authorised" whether or not a username was given, so that
         // the answer does not tell which usernames exist.
         refuse(&mut stream, version, &NOT_AUTHORISED, &who).await;
         return None;
     }
-    let username: Option<Arc<str>> = connect.username.as_deref().map(Arc::from);
 
     // Keep alive: MQTT 5 clients are told the server's value when theirs exceeds the limit
     // (or is 0 while a limit is set). 3.x cannot be told, so a 3.x client asking for more
@@ -324,7 +364,7 @@ async fn handle_connect(
         wbuf: BytesMut::new(),
         version,
         client_id: Arc::clone(&client_id),
-        username,
+        username: username.clone(),
         peer: Arc::from(peer.as_str()),
         session: attached.session,
         generation: attached.generation,
@@ -366,8 +406,7 @@ async fn handle_connect(
     conn.send(&Packet::ConnAck(ack));
     conn.resend_inflight();
 
-    let user = connect
-        .username
+    let user = username
         .as_deref()
         .map(|u| format!(", u'{u}'"))
         .unwrap_or_default();

@@ -29,6 +29,7 @@ use crate::session::Session;
 use crate::stream::Stream;
 
 pub use close::Close;
+pub(crate) use connect::CertUsername;
 
 /// Stop pulling deliveries into the write buffer beyond this; the rest waits in the
 /// session queue where the queue limits apply.
@@ -88,6 +89,7 @@ pub async fn serve(
     stream: Stream,
     peer: String,
     mut shutdown: watch::Receiver<bool>,
+    cert_username: CertUsername,
 ) {
     let _open = broker.connection_opened();
     // The CONNECT phase and the goodbye are boxed: their state is large and short-lived,
@@ -99,6 +101,7 @@ pub async fn serve(
         stream,
         peer,
         &mut shutdown,
+        cert_username,
     ));
     let Some(mut conn) = accept.await else {
         return;
@@ -331,7 +334,7 @@ mod size_probe {
         ));
         let slot = ctx.try_open().unwrap();
         let (_tx, rx) = watch::channel(false);
-        let f = serve(broker, ctx, slot, Stream::Tcp(c), String::new(), rx);
+        let f = serve(broker, ctx, slot, Stream::Tcp(c), String::new(), rx, None);
         // The CONNECT phase and the will are boxed so that they do not count here.
         assert!(std::mem::size_of::<Connection>() <= 512);
         assert!(
