@@ -10,7 +10,7 @@ use tokio::sync::watch;
 
 use crate::admission::Admission;
 use crate::broker::Broker;
-use crate::connection;
+use crate::connection::{self, Transport};
 use crate::listener_ctx::ListenerCtx;
 use crate::policy::Policy;
 use crate::settings::Settings;
@@ -297,14 +297,17 @@ async fn accept_tcp(
                 }
                 let tls = ctx.tls.as_ref().and_then(|h| h.load_full());
                 let Some(tls) = tls else {
+                    let transport = Transport {
+                        stream: Stream::Tcp(stream),
+                        peer: peer.to_string(),
+                        listener: Arc::clone(&ctx),
+                        slot,
+                        cert_username: None,
+                    };
                     tokio::spawn(connection::serve(
                         Arc::clone(&broker),
-                        Arc::clone(&ctx),
-                        slot,
-                        Stream::Tcp(stream),
-                        peer.to_string(),
+                        transport,
                         shutdown.clone(),
-                        None,
                     ));
                     continue;
                 };
@@ -314,18 +317,14 @@ async fn accept_tcp(
                     let timeout = broker.settings.connect_timeout;
                     match tls::handshake(&tls, stream, timeout).await {
                         Ok(accepted) => {
-                            let stream = Stream::Tls(Box::new(accepted.stream));
-                            let peer = peer.to_string();
-                            connection::serve(
-                                broker,
-                                ctx,
+                            let transport = Transport {
+                                stream: Stream::Tls(Box::new(accepted.stream)),
+                                peer: peer.to_string(),
+                                listener: ctx,
                                 slot,
-                                stream,
-                                peer,
-                                shutdown,
-                                accepted.username,
-                            )
-                            .await;
+                                cert_username: accepted.username,
+                            };
+                            connection::serve(broker, transport, shutdown).await;
                         }
                         Err(why) => {
                             tracing::info!("TLS handshake with {peer} failed: {why}.");
@@ -366,14 +365,17 @@ async fn accept_unix(
                 if broker.settings.connection_messages {
                     tracing::info!("New connection from {path} on port 0.");
                 }
+                let transport = Transport {
+                    stream: Stream::Unix(stream),
+                    peer: path.clone(),
+                    listener: Arc::clone(&ctx),
+                    slot,
+                    cert_username: None,
+                };
                 tokio::spawn(connection::serve(
                     Arc::clone(&broker),
-                    Arc::clone(&ctx),
-                    slot,
-                    Stream::Unix(stream),
-                    path.clone(),
+                    transport,
                     shutdown.clone(),
-                    None,
                 ));
             }
             Err(e) => {

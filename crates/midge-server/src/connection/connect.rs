@@ -15,9 +15,8 @@ use midge_proto::{
 use tokio::sync::watch;
 
 use super::close::REFUSE_FLUSH;
-use super::{frame, ClientLimits, Connection};
+use super::{frame, ClientLimits, Connection, Transport};
 use crate::broker::{Broker, PendingWill};
-use crate::listener_ctx::{ListenerCtx, Slot};
 use crate::policy::Policy;
 use crate::session::Identity;
 use crate::settings::{MQTT_MAX_PACKET, PRE_CONNECT_MAX_PACKET};
@@ -42,13 +41,16 @@ const BAD_ID: Refusal = Refusal {
 /// Reads and handles CONNECT. `None` when the connection was refused or went away.
 pub(super) async fn accept(
     broker: Arc<Broker>,
-    listener: Arc<ListenerCtx>,
-    slot: Slot,
-    mut stream: Stream,
-    peer: String,
+    transport: Transport,
     shutdown: &mut watch::Receiver<bool>,
-    cert_username: CertUsername,
 ) -> Option<Connection> {
+    let Transport {
+        mut stream,
+        peer,
+        listener,
+        slot,
+        cert_username,
+    } = transport;
     let mut rbuf = BytesMut::new();
     let cap = broker.settings.max_packet_size.min(PRE_CONNECT_MAX_PACKET);
     let read = read_connect(&mut stream, &mut rbuf, cap);
@@ -113,17 +115,14 @@ pub(super) async fn accept(
     } else {
         rbuf
     };
-    handle_connect(
-        broker,
-        listener,
-        slot,
+    let transport = Transport {
         stream,
         peer,
-        rbuf,
-        *connect,
+        listener,
+        slot,
         cert_username,
-    )
-    .await
+    };
+    handle_connect(broker, transport, rbuf, *connect).await
 }
 
 /// The username a TLS listener takes from the client certificate
@@ -191,17 +190,19 @@ const NOT_AUTHORISED: Refusal = Refusal {
 };
 
 // The connection's parts are moved in one by one; bundling them would only rename them.
-#[allow(clippy::too_many_arguments)]
 async fn handle_connect(
     broker: Arc<Broker>,
-    listener: Arc<ListenerCtx>,
-    slot: Slot,
-    mut stream: Stream,
-    peer: String,
+    transport: Transport,
     rbuf: BytesMut,
     connect: Connect,
-    cert_username: CertUsername,
 ) -> Option<Connection> {
+    let Transport {
+        mut stream,
+        peer,
+        listener,
+        slot,
+        cert_username,
+    } = transport;
     let settings = &broker.settings;
     let version = connect.protocol;
     let props = &connect.properties;

@@ -82,27 +82,25 @@ pub(crate) struct Connection {
 }
 
 /// Serves one accepted TCP connection until it closes.
-pub async fn serve(
-    broker: Arc<Broker>,
-    listener: Arc<ListenerCtx>,
-    slot: Slot,
-    stream: Stream,
-    peer: String,
-    mut shutdown: watch::Receiver<bool>,
-    cert_username: CertUsername,
-) {
+/// A connection accepted at the transport level (TCP, Unix socket, or TLS after its
+/// handshake), before any MQTT has been read.
+pub struct Transport {
+    pub stream: Stream,
+    /// Remote address (or the Unix socket's path), for logs.
+    pub peer: String,
+    pub listener: Arc<ListenerCtx>,
+    /// Its place in the listener's `max_connections`.
+    pub slot: Slot,
+    /// The username the client certificate gives, on listeners that take it from there.
+    pub cert_username: CertUsername,
+}
+
+/// Serves one accepted connection until it closes.
+pub async fn serve(broker: Arc<Broker>, transport: Transport, mut shutdown: watch::Receiver<bool>) {
     let _open = broker.connection_opened();
     // The CONNECT phase and the goodbye are boxed: their state is large and short-lived,
     // and an idle connection should not carry it for hours inside its task.
-    let accept = Box::pin(connect::accept(
-        broker,
-        listener,
-        slot,
-        stream,
-        peer,
-        &mut shutdown,
-        cert_username,
-    ));
+    let accept = Box::pin(connect::accept(broker, transport, &mut shutdown));
     let Some(mut conn) = accept.await else {
         return;
     };
@@ -334,7 +332,14 @@ mod size_probe {
         ));
         let slot = ctx.try_open().unwrap();
         let (_tx, rx) = watch::channel(false);
-        let f = serve(broker, ctx, slot, Stream::Tcp(c), String::new(), rx, None);
+        let transport = Transport {
+            stream: Stream::Tcp(c),
+            peer: String::new(),
+            listener: ctx,
+            slot,
+            cert_username: None,
+        };
+        let f = serve(broker, transport, rx);
         // The CONNECT phase and the will are boxed so that they do not count here.
         assert!(std::mem::size_of::<Connection>() <= 512);
         assert!(
