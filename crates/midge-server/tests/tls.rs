@@ -5,11 +5,9 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-use common::{connect_packet, encode, publish_packet, WAIT};
+use common::{connect_packet, encode, publish_packet, TempDir, WAIT};
 use midge_proto::{Packet, ProtocolVersion, QoS, Sender};
 use openssl::pkey::PKey;
 use openssl::ssl::{Ssl, SslConnector, SslMethod, SslVerifyMode, SslVersion};
@@ -28,33 +26,6 @@ const V311: ProtocolVersion = ProtocolVersion::V311;
 // ---------------------------------------------------------------------------------------
 // Certificates
 // ---------------------------------------------------------------------------------------
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "midge-tls-test-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-
-    fn write(&self, name: &str, text: &str) -> String {
-        let p = self.0.join(name);
-        std::fs::write(&p, text).unwrap();
-        p.to_string_lossy().into_owned()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 struct Ca {
     cert: rcgen::Certificate,
