@@ -8,6 +8,7 @@ pub mod acl;
 pub mod config;
 mod inline_stack;
 pub mod password;
+pub mod psk;
 pub mod retained;
 pub mod topic;
 pub mod trie;

@@ -99,7 +99,7 @@ impl ServerHandle {
             }
             // New handshakes use the re-read certificate, key, CAs and CRL; connected
             // clients keep their sessions. A context that cannot be built keeps the old one.
-            match (&ctx.tls, tls::build(lc)) {
+            match (&ctx.tls, tls::build(lc, &ctx.policy)) {
                 (Some(handle), Ok(Some(new))) => handle.store(Some(Arc::new(new))),
                 (Some(_), Err(e)) => errors.push(format!(
                     "{e} (keeping the previous TLS settings of port {})",
@@ -146,7 +146,7 @@ impl Server {
         for (index, lc) in effective_listeners(config).into_iter().enumerate() {
             let policy = Policy::load(&config.security_for(&lc)).map_err(ServerError::Policy)?;
             let mut ctx = ListenerCtx::new(index, &lc, config, policy, Arc::clone(&admission));
-            ctx.tls = tls::build(&lc)
+            ctx.tls = tls::build(&lc, &ctx.policy)
                 .map_err(ServerError::Tls)?
                 .map(arc_swap::ArcSwapOption::from_pointee);
             let ctx = Arc::new(ctx);

@@ -16,7 +16,8 @@ pub struct ListenerCtx {
     /// Position in the configuration's listener list, to match listeners on reload.
     pub index: usize,
     pub port: u16,
-    pub policy: PolicyHandle,
+    /// Shared with the TLS-PSK callback, which looks keys up in the current policy.
+    pub policy: Arc<PolicyHandle>,
     pub max_qos: QoS,
     /// Topic aliases a client may set up towards the broker (0 = none).
     pub max_topic_alias: u16,
@@ -54,7 +55,7 @@ impl ListenerCtx {
         ListenerCtx {
             index,
             port: lc.port,
-            policy: PolicyHandle::new(policy),
+            policy: Arc::new(PolicyHandle::new(policy)),
             max_qos: QoS::from_u8(config.listener_max_qos(lc)).unwrap_or(QoS::ExactlyOnce),
             max_topic_alias: lc.max_topic_alias,
             mount_point: lc.mount_point.clone().filter(|m| !m.is_empty()),

@@ -8,6 +8,7 @@ use arc_swap::ArcSwap;
 use midge_core::acl::{self, Access, AclFile};
 use midge_core::config::ResolvedSecurity;
 use midge_core::password::PasswordFile;
+use midge_core::psk::PskFile;
 
 /// One listener's security, as loaded.
 #[derive(Debug)]
@@ -17,6 +18,8 @@ pub struct Policy {
     pub passwords: Option<PasswordFile>,
     /// `acl_file`: when set, every publish and delivery is checked against it.
     pub acl: Option<AclFile>,
+    /// `psk_file`: the keys a `psk_hint` listener's TLS handshakes are checked against.
+    pub psks: Option<PskFile>,
     /// `clientid_prefixes`: client ids must start with this.
     pub clientid_prefix: Option<String>,
     pub auto_id_prefix: String,
@@ -41,10 +44,18 @@ impl Policy {
             }
             None => None,
         };
+        let psks = match &security.psk_file {
+            Some(path) => {
+                let text = read(path)?;
+                Some(PskFile::parse(&text, path).map_err(|e| e.to_string())?)
+            }
+            None => None,
+        };
         Ok(Policy {
             allow_anonymous: security.allow_anonymous,
             passwords,
             acl,
+            psks,
             clientid_prefix: security.clientid_prefixes.clone(),
             auto_id_prefix: security.auto_id_prefix.clone(),
             allow_zero_length_clientid: security.allow_zero_length_clientid,

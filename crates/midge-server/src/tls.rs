@@ -1,14 +1,24 @@
-//! Certificate TLS on TCP listeners (issue 5): the OpenSSL server context built from a
-//! listener's options, the handshake, and the username a client certificate gives.
+//! Certificate TLS and TLS-PSK on TCP listeners (issue 5): the OpenSSL server context built
+//! from a listener's options, the handshake, and the username a client certificate or PSK
+//! identity gives.
 //!
 //! Mosquitto's semantics: `tls_version` is the *minimum* version (TLS 1.2 when unset; since
 //! 2.0, 1.6 used it as the only version); client certificates are asked for only with
 //! `require_certificate`; `use_identity_as_username` / `use_subject_as_username` replace the
 //! CONNECT username and skip the password check.
+//!
+//! TLS-PSK (`psk_hint`): the server callback looks the client's identity up in the
+//! listener's *current* `psk_file` (kept in its [`Policy`](crate::policy::Policy), so a
+//! reload applies to the next handshake). Without `ciphers`, the PSK suites are added to the
+//! defaults; TLS 1.3 uses the same callback (OpenSSL's external PSK compatibility mode).
+//! Session resumption is off on PSK listeners so every handshake sees the current keys. With
+//! `use_identity_as_username` the identity, not the certificate, is the username (as in
+//! Mosquitto, a client on such a listener that did not use a PSK is refused).
 
+use std::ffi::CString;
 use std::path::Path;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
@@ -16,13 +26,16 @@ use midge_core::config::{ListenerConfig, TlsOptions, TlsVersion};
 use openssl::dh::Dh;
 use openssl::pkey::PKey;
 use openssl::ssl::{
-    Ssl, SslAcceptor, SslFiletype, SslMethod, SslOptions, SslVerifyMode, SslVersion,
+    Ssl, SslAcceptor, SslContextBuilder, SslFiletype, SslMethod, SslOptions, SslRef,
+    SslSessionCacheMode, SslVerifyMode, SslVersion,
 };
 use openssl::x509::store::X509Lookup;
 use openssl::x509::verify::X509VerifyFlags;
 use openssl::x509::{X509Crl, X509NameRef, X509};
 use tokio::net::TcpStream;
 use tokio_openssl::SslStream;
+
+use crate::policy::PolicyHandle;
 
 /// How a listener's clients get their username from their certificate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,12 +52,15 @@ pub enum CertUsername {
 pub struct TlsContext {
     pub acceptor: SslAcceptor,
     pub username: CertUsername,
+    /// `psk_hint` is set: the listener takes TLS-PSK clients.
+    pub psk: bool,
 }
 
 impl std::fmt::Debug for TlsContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TlsContext")
             .field("username", &self.username)
+            .field("psk", &self.psk)
             .finish_non_exhaustive()
     }
 }
@@ -53,13 +69,22 @@ impl std::fmt::Debug for TlsContext {
 pub type TlsHandle = ArcSwapOption<TlsContext>;
 
 /// Whether the listener's options turn certificate TLS on.
-pub fn enabled(tls: &TlsOptions) -> bool {
+fn has_certificate(tls: &TlsOptions) -> bool {
     tls.certfile.is_some() && tls.keyfile.is_some()
 }
 
-/// Builds the listener's TLS context, `None` for a plain listener. Errors start with the
+/// Whether the listener's options turn TLS (certificate or PSK) on.
+pub fn enabled(tls: &TlsOptions) -> bool {
+    has_certificate(tls) || tls.psk_hint.is_some()
+}
+
+/// Builds the listener's TLS context, `None` for a plain listener. `policy` is the
+/// listener's, where the PSK callback finds the current `psk_file`. Errors start with the
 /// listener's `file:line:`.
-pub fn build(lc: &ListenerConfig) -> Result<Option<TlsContext>, String> {
+pub fn build(
+    lc: &ListenerConfig,
+    policy: &Arc<PolicyHandle>,
+) -> Result<Option<TlsContext>, String> {
     if !enabled(&lc.tls) {
         return Ok(None);
     }
@@ -73,7 +98,7 @@ pub fn build(lc: &ListenerConfig) -> Result<Option<TlsContext>, String> {
             "{at}: TLS on a unix socket listener is not supported yet"
         ));
     }
-    build_context(&lc.tls)
+    build_context(&lc.tls, policy)
         .map(Some)
         .map_err(|e| format!("{at}: {e}"))
 }
@@ -100,9 +125,7 @@ fn read(option: &str, path: &str) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("{option}: cannot read '{path}': {e}"))
 }
 
-fn build_context(tls: &TlsOptions) -> Result<TlsContext, String> {
-    let certfile = tls.certfile.as_deref().unwrap_or_default();
-    let keyfile = tls.keyfile.as_deref().unwrap_or_default();
+fn build_context(tls: &TlsOptions, policy: &Arc<PolicyHandle>) -> Result<TlsContext, String> {
     let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server())
         .map_err(|e| ssl_err("cannot create the TLS context", e))?;
     b.set_options(SslOptions::CIPHER_SERVER_PREFERENCE | SslOptions::NO_RENEGOTIATION);
@@ -117,6 +140,9 @@ fn build_context(tls: &TlsOptions) -> Result<TlsContext, String> {
     if let Some(ciphers) = &tls.ciphers {
         b.set_cipher_list(ciphers)
             .map_err(|e| ssl_err(&format!("ciphers '{ciphers}'"), e))?;
+    } else if tls.psk_hint.is_some() {
+        b.set_cipher_list(PSK_CIPHERS)
+            .map_err(|e| ssl_err("PSK cipher list", e))?;
     }
     if let Some(suites) = &tls.ciphers_tls13 {
         b.set_ciphersuites(suites)
@@ -130,36 +156,12 @@ fn build_context(tls: &TlsOptions) -> Result<TlsContext, String> {
             .map_err(|e| ssl_err(&format!("dhparamfile '{path}'"), e))?;
     }
 
-    // Certificate chain and key.
-    let chain = read("certfile", certfile)?;
-    let certs = X509::stack_from_pem(&chain).unwrap_or_default();
-    if certs.is_empty() {
-        return Err(format!("certfile: '{certfile}' holds no PEM certificate"));
+    if has_certificate(tls) {
+        load_certificate(&mut b, tls)?;
     }
-    b.set_certificate_chain_file(certfile)
-        .map_err(|e| ssl_err(&format!("certfile '{certfile}'"), e))?;
-    let key = read("keyfile", keyfile)?;
-    let text = String::from_utf8_lossy(&key);
-    if text.contains("ENCRYPTED") {
-        return Err(format!(
-            "keyfile: '{keyfile}' is encrypted; Midge cannot ask for its passphrase \
-             (decrypt it with `openssl pkey -in {keyfile} -out plain.key`)"
-        ));
+    if let Some(hint) = &tls.psk_hint {
+        enable_psk(&mut b, hint, policy)?;
     }
-    let pkey = PKey::private_key_from_pem(&key).map_err(|e| {
-        ssl_err(
-            &format!("keyfile '{keyfile}' holds no usable PEM private key"),
-            e,
-        )
-    })?;
-    let mismatch = |e: openssl::error::ErrorStack| {
-        format!(
-            "keyfile: the key in '{keyfile}' does not match the certificate in '{certfile}' ({})",
-            reason(&e)
-        )
-    };
-    b.set_private_key(&pkey).map_err(mismatch)?;
-    b.check_private_key().map_err(mismatch)?;
 
     // Client certificates.
     if let Some(path) = &tls.cafile {
@@ -224,6 +226,134 @@ fn build_context(tls: &TlsOptions) -> Result<TlsContext, String> {
     Ok(TlsContext {
         acceptor: b.build(),
         username,
+        psk: tls.psk_hint.is_some(),
+    })
+}
+
+/// The certificate chain and key of a certificate TLS listener.
+fn load_certificate(b: &mut SslContextBuilder, tls: &TlsOptions) -> Result<(), String> {
+    let certfile = tls.certfile.as_deref().unwrap_or_default();
+    let keyfile = tls.keyfile.as_deref().unwrap_or_default();
+    let chain = read("certfile", certfile)?;
+    let certs = X509::stack_from_pem(&chain).unwrap_or_default();
+    if certs.is_empty() {
+        return Err(format!("certfile: '{certfile}' holds no PEM certificate"));
+    }
+    b.set_certificate_chain_file(certfile)
+        .map_err(|e| ssl_err(&format!("certfile '{certfile}'"), e))?;
+    let key = read("keyfile", keyfile)?;
+    let text = String::from_utf8_lossy(&key);
+    if text.contains("ENCRYPTED") {
+        return Err(format!(
+            "keyfile: '{keyfile}' is encrypted; Midge cannot ask for its passphrase \
+             (decrypt it with `openssl pkey -in {keyfile} -out plain.key`)"
+        ));
+    }
+    let pkey = PKey::private_key_from_pem(&key).map_err(|e| {
+        ssl_err(
+            &format!("keyfile '{keyfile}' holds no usable PEM private key"),
+            e,
+        )
+    })?;
+    let mismatch = |e: openssl::error::ErrorStack| {
+        format!(
+            "keyfile: the key in '{keyfile}' does not match the certificate in '{certfile}' ({})",
+            reason(&e)
+        )
+    };
+    b.set_private_key(&pkey).map_err(mismatch)?;
+    b.check_private_key().map_err(mismatch)?;
+    Ok(())
+}
+
+/// The default TLS 1.2 cipher list of a PSK listener: the certificate suites of the
+/// default (for a listener that has a certificate too) and every PSK suite (Mosquitto's
+/// clients offer `PSK`). TLS 1.3 suites are set apart and include PSK-capable ones.
+const PSK_CIPHERS: &str = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:\
+     ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:\
+     ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:\
+     DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:PSK";
+
+type Slot = openssl::ex_data::Index<Ssl, Result<String, String>>;
+
+/// Where the PSK callback leaves the identity it accepted (for the username) or why it
+/// refused one (for the log: OpenSSL's own reason is vague, as in TLS 1.3 an unknown
+/// identity only means "no PSK").
+fn identity_index() -> Result<Slot, String> {
+    static INDEX: OnceLock<Result<Slot, String>> = OnceLock::new();
+    INDEX
+        .get_or_init(|| Ssl::new_ex_index().map_err(|e| ssl_err("PSK identity slot", e)))
+        .clone()
+}
+
+extern "C" {
+    // In libssl, which openssl-sys links, but not declared by it.
+    fn SSL_CTX_use_psk_identity_hint(
+        ctx: *mut openssl_sys::SSL_CTX,
+        hint: *const std::os::raw::c_char,
+    ) -> std::os::raw::c_int;
+}
+
+/// Turns TLS-PSK on: the identity hint, the key lookup in the listener's current policy,
+/// and no session resumption (a resumed session would skip the lookup after a reload).
+fn enable_psk(
+    b: &mut SslContextBuilder,
+    hint: &str,
+    policy: &Arc<PolicyHandle>,
+) -> Result<(), String> {
+    let c_hint = CString::new(hint).map_err(|_| "psk_hint: holds a NUL character".to_owned())?;
+    // SAFETY: `b` owns a live SSL_CTX and OpenSSL copies the NUL-terminated hint.
+    if unsafe { SSL_CTX_use_psk_identity_hint(b.as_ptr(), c_hint.as_ptr()) } != 1 {
+        return Err(format!(
+            "psk_hint: '{hint}' is refused by OpenSSL (at most 128 bytes)"
+        ));
+    }
+    b.set_session_cache_mode(SslSessionCacheMode::OFF);
+    b.set_options(SslOptions::NO_TICKET);
+    b.set_num_tickets(0)
+        .map_err(|e| ssl_err("TLS session tickets", e))?;
+    let index = identity_index()?;
+    let policy = Arc::clone(policy);
+    b.set_psk_server_callback(move |ssl: &mut SslRef, identity, psk: &mut [u8]| {
+        Ok(match psk_lookup(&policy, identity, psk) {
+            Ok((id, len)) => {
+                ssl.set_ex_data(index, Ok(id));
+                len
+            }
+            Err(why) => {
+                ssl.set_ex_data(index, Err(why));
+                0
+            }
+        })
+    });
+    Ok(())
+}
+
+/// The key of `identity` copied into `out`: the identity and the key length, or why the
+/// handshake must fail (an unknown, non-UTF-8 or control-character identity).
+fn psk_lookup(
+    policy: &PolicyHandle,
+    identity: Option<&[u8]>,
+    out: &mut [u8],
+) -> Result<(String, usize), String> {
+    let raw = identity.ok_or("no PSK identity")?;
+    let shown = String::from_utf8_lossy(raw).escape_debug().to_string();
+    let identity = std::str::from_utf8(raw)
+        .map_err(|_| format!("PSK identity '{shown}' is not valid UTF-8"))?;
+    if identity.chars().any(char::is_control) {
+        return Err(format!("PSK identity '{shown}' holds a control character"));
+    }
+    policy.with(|p| {
+        let key = p
+            .psks
+            .as_ref()
+            .and_then(|f| f.key(identity))
+            .ok_or_else(|| format!("unknown PSK identity '{shown}'"))?;
+        let dest = out
+            .get_mut(..key.len())
+            .ok_or_else(|| format!("the key of PSK identity '{shown}' is too long"))?;
+        dest.copy_from_slice(key);
+        Ok((identity.to_owned(), key.len()))
     })
 }
 
@@ -249,6 +379,7 @@ pub async fn handshake(
     }
     let username = match ctx.username {
         CertUsername::None => None,
+        _ if ctx.psk => Some(psk_username(&stream)),
         mode => Some(cert_username(&stream, mode)),
     };
     Ok(Accepted { stream, username })
@@ -266,7 +397,22 @@ fn handshake_reason(stream: &SslStream<TcpStream>, e: &openssl::ssl::Error) -> S
     if verify != openssl::x509::X509VerifyResult::OK {
         why = format!("{why} ({})", verify.error_string());
     }
+    let refused = identity_index()
+        .ok()
+        .and_then(|index| stream.ssl().ex_data(index));
+    if let Some(Err(psk)) = refused {
+        why = format!("{psk} ({why})");
+    }
     why
+}
+
+/// On a PSK listener with `use_identity_as_username`: the identity the callback accepted.
+fn psk_username(stream: &SslStream<TcpStream>) -> Result<String, &'static str> {
+    identity_index()
+        .ok()
+        .and_then(|index| stream.ssl().ex_data(index).cloned())
+        .and_then(Result::ok)
+        .ok_or("the client did not use a pre-shared key")
 }
 
 fn cert_username(

@@ -427,8 +427,8 @@ pub(crate) static OPTIONS: &[Entry] = &[
         ListenerOnly,
         NotYet(listener::proxy_protocol_v2_require_tls, Unscheduled),
     ),
-    ("psk_file", Sec, NotYet(security::psk_file, TLS)),
-    ("psk_hint", Listener, NotYet(tls::psk_hint, TLS)),
+    ("psk_file", Sec, Handled(security::psk_file)),
+    ("psk_hint", Listener, Handled(tls::psk_hint)),
     (
         "queue_qos0_messages",
         Global,

@@ -1077,8 +1077,6 @@ fn options_not_supported_yet_are_refused_after_their_value_is_checked() {
             "listener 8883\ntls_engine_kpass_sha1 0123456789abcdef0123456789abcdef01234567",
             "tls_engine_kpass_sha1",
         ),
-        ("listener 8883\npsk_hint hint", "psk_hint"),
-        ("psk_file /etc/psk", "psk_file"),
         ("listener 8080\nhttp_dir /www", "http_dir"),
         (
             "listener 8080\nwebsockets_origin https://example.com",

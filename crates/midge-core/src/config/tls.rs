@@ -6,7 +6,8 @@ use super::value;
 use super::Parser;
 
 /// The TLS options of one listener. TLS is on when `certfile` and `keyfile` are set
-/// (certificates) or `psk_hint` is (PSK); Mosquitto refuses both on one listener.
+/// (certificates) or `psk_hint` is (PSK). Certificate options after `psk_hint` are refused,
+/// as in Mosquitto; `psk_hint` after them gives a listener that takes both.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TlsOptions {
     /// `cafile`: PEM CA certificates trusted for client certificates.
