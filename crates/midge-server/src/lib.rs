@@ -20,5 +20,6 @@ pub mod session;
 pub mod settings;
 mod stream;
 pub mod tls;
+mod websocket;
 
 pub use listener::{Server, ServerError, ServerHandle, ShutdownHandle};

@@ -16,6 +16,7 @@ use crate::policy::Policy;
 use crate::settings::Settings;
 use crate::stream::Stream;
 use crate::tls;
+use crate::websocket;
 
 /// How long shutdown waits for connections to close.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
@@ -296,7 +297,7 @@ async fn accept_tcp(
                     );
                 }
                 let tls = ctx.tls.as_ref().and_then(|h| h.load_full());
-                let Some(tls) = tls else {
+                if tls.is_none() && !ctx.websockets {
                     let transport = Transport {
                         stream: Stream::Tcp(stream),
                         peer: peer.to_string(),
@@ -310,25 +311,44 @@ async fn accept_tcp(
                         shutdown.clone(),
                     ));
                     continue;
-                };
+                }
                 let (broker, ctx, shutdown) =
                     (Arc::clone(&broker), Arc::clone(&ctx), shutdown.clone());
                 tokio::spawn(async move {
                     let timeout = broker.settings.connect_timeout;
-                    match tls::handshake(&tls, stream, timeout).await {
-                        Ok(accepted) => {
+                    let mut cert_username = None;
+                    // TLS first when configured, then the WebSocket handshake on top of it.
+                    let stream = match tls {
+                        Some(tls) => match tls::handshake(&tls, stream, timeout).await {
+                            Ok(accepted) => {
+                                cert_username = accepted.username;
+                                if ctx.websockets {
+                                    websocket::accept(Box::new(accepted.stream), timeout)
+                                        .await
+                                        .map(Stream::Unix)
+                                } else {
+                                    Ok(Stream::Tls(Box::new(accepted.stream)))
+                                }
+                            }
+                            Err(why) => {
+                                tracing::info!("TLS handshake with {peer} failed: {why}.");
+                                return;
+                            }
+                        },
+                        None => websocket::accept(stream, timeout).await.map(Stream::Unix),
+                    };
+                    match stream {
+                        Ok(stream) => {
                             let transport = Transport {
-                                stream: Stream::Tls(Box::new(accepted.stream)),
+                                stream,
                                 peer: peer.to_string(),
                                 listener: ctx,
                                 slot,
-                                cert_username: accepted.username,
+                                cert_username,
                             };
                             connection::serve(broker, transport, shutdown).await;
                         }
-                        Err(why) => {
-                            tracing::info!("TLS handshake with {peer} failed: {why}.");
-                        }
+                        Err(why) => tracing::info!("Client {peer}: {why}."),
                     }
                 });
             }
@@ -365,18 +385,34 @@ async fn accept_unix(
                 if broker.settings.connection_messages {
                     tracing::info!("New connection from {path} on port 0.");
                 }
-                let transport = Transport {
-                    stream: Stream::Unix(stream),
-                    peer: path.clone(),
-                    listener: Arc::clone(&ctx),
-                    slot,
-                    cert_username: None,
-                };
-                tokio::spawn(connection::serve(
+                let (broker, ctx, shutdown, path) = (
                     Arc::clone(&broker),
-                    transport,
+                    Arc::clone(&ctx),
                     shutdown.clone(),
-                ));
+                    path.clone(),
+                );
+                tokio::spawn(async move {
+                    let stream = if ctx.websockets {
+                        let timeout = broker.settings.connect_timeout;
+                        match websocket::accept(stream, timeout).await {
+                            Ok(s) => s,
+                            Err(why) => {
+                                tracing::info!("Client on {path}: {why}.");
+                                return;
+                            }
+                        }
+                    } else {
+                        stream
+                    };
+                    let transport = Transport {
+                        stream: Stream::Unix(stream),
+                        peer: path,
+                        listener: ctx,
+                        slot,
+                        cert_username: None,
+                    };
+                    connection::serve(broker, transport, shutdown).await;
+                });
             }
             Err(e) => {
                 tracing::warn!("accept failed on {path}: {e}");

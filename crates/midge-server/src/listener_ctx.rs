@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use midge_core::config::{Config, ListenerConfig};
+use midge_core::config::{Config, ListenerConfig, Protocol};
 use midge_proto::QoS;
 
 use crate::admission::Admission;
@@ -32,6 +32,8 @@ pub struct ListenerCtx {
     pub admission: Arc<Admission>,
     /// The TLS context of a TLS listener (swapped on reload); `None` for plain ones.
     pub tls: Option<TlsHandle>,
+    /// `protocol websockets`: MQTT inside WebSocket binary messages (over TLS when `tls`).
+    pub websockets: bool,
 }
 
 /// Holds one of a listener's `max_connections` places until dropped.
@@ -64,6 +66,7 @@ impl ListenerCtx {
             open: Arc::new(AtomicUsize::new(0)),
             admission,
             tls: None,
+            websockets: lc.protocol == Protocol::Websockets,
         }
     }
 

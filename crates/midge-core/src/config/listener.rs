@@ -335,8 +335,8 @@ pub(crate) fn bind_interface(parser: &mut Parser<'_>, line: &Line<'_>) -> Result
     Ok(())
 }
 
-/// `protocol mqtt` is what every listener speaks; WebSockets comes with issue 5 and 2.1's
-/// `http_api` with issue 7.
+/// `protocol mqtt` or `websockets` (MQTT over WebSockets, plain or over TLS); 2.1's
+/// `http_api` comes with issue 7.
 pub(crate) fn protocol(parser: &mut Parser<'_>, line: &Line<'_>) -> Result<(), String> {
     let word = line.single()?;
     let protocol = value::one_of(
@@ -349,7 +349,7 @@ pub(crate) fn protocol(parser: &mut Parser<'_>, line: &Line<'_>) -> Result<(), S
     )
     .map_err(|reason| line.invalid(reason))?;
     parser.listener_mut().protocol = protocol;
-    if protocol != Protocol::Mqtt {
+    if protocol == Protocol::HttpApi {
         parser.not_yet_with(line, word);
     }
     Ok(())

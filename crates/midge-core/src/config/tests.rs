@@ -1122,10 +1122,6 @@ fn options_not_supported_yet_are_refused_after_their_value_is_checked() {
             "test.conf:1: option 'retained_persistence true' is not supported yet",
         ),
         (
-            "listener 8080\nprotocol websockets",
-            "test.conf:2: option 'protocol websockets' is not supported yet",
-        ),
-        (
             "listener 8080\nprotocol http_api",
             "test.conf:2: option 'protocol http_api' is not supported yet",
         ),
