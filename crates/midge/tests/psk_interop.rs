@@ -3,151 +3,18 @@
 //! the identity is the username for the ACL (`use_identity_as_username`), and SIGHUP
 //! re-reads the `psk_file` while connected clients carry on.
 
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
-use std::thread;
-use std::time::{Duration, Instant};
+mod common;
 
-const INSTALL: &str = "install mosquitto-clients (apt-get install mosquitto-clients)";
+use common::{free_port, tool, Midge, TempDir, INSTALL};
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
 const KEY: &str = "6d69646765207073";
 const NEW_KEY: &str = "00112233445566778899aabbccddeeff";
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "midge-psk-interop-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-
-    fn write(&self, name: &str, text: &str) -> String {
-        let p = self.0.join(name);
-        std::fs::write(&p, text).unwrap();
-        p.to_string_lossy().into_owned()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Midge {
-    child: Child,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Drop for Midge {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Midge {
-    fn start(conf: &str, port: u16) -> Midge {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_midge"))
-            .args(["-c", conf])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start midge");
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&log);
-        thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { return };
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let mut m = Midge { child, log };
-        let ready = format!("listen socket on port {port}");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !m.log_text().contains(&ready) {
-            if let Ok(Some(status)) = m.child.try_wait() {
-                thread::sleep(Duration::from_millis(100));
-                panic!("midge exited ({status}):\n{}", m.log_text());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "midge not ready:\n{}",
-                m.log_text()
-            );
-            thread::sleep(Duration::from_millis(20));
-        }
-        m
-    }
-
-    fn log_text(&self) -> String {
-        self.log.lock().unwrap().join("\n")
-    }
-
-    /// Sends SIGHUP and waits until the reload (and whatever it logs) is done.
-    fn hup(&self) {
-        let before = self.log.lock().unwrap().len();
-        let status = Command::new("kill")
-            .arg("-HUP")
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if self.log.lock().unwrap()[before..]
-                .iter()
-                .any(|l| l.contains("Reloading"))
-            {
-                thread::sleep(Duration::from_millis(300));
-                return;
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-        panic!("no reload logged:\n{}", self.log_text());
-    }
-}
-
-/// Runs a Mosquitto client tool, killed after 10 s.
-fn tool(program: &str, args: &[String]) -> Output {
-    let mut child = match Command::new(program)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-    {
-        Ok(c) => c,
-        Err(e) => panic!("{program} not found ({e}): {INSTALL}"),
-    };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            break;
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
-}
 
 fn args(port: u16, identity: &str, key: &str, extra: &[&str]) -> Vec<String> {
     let port = port.to_string();
