@@ -3,7 +3,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
-use midge_core::config::{Config, ListenerConfig, SocketDomain};
+use midge_core::config::{Config, ListenerConfig, Protocol as ListenerProtocol, SocketDomain};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::watch;
@@ -16,7 +16,7 @@ use crate::policy::Policy;
 use crate::settings::Settings;
 use crate::stream::Stream;
 use crate::tls;
-use crate::websocket;
+use crate::websocket::{self, WsOptions};
 
 /// How long shutdown waits for connections to close.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
@@ -40,6 +40,9 @@ pub enum ServerError {
     Policy(String),
     #[error("{0}")]
     Tls(String),
+    /// A listener option that cannot be honoured (e.g. `http_dir` missing).
+    #[error("{0}")]
+    Listener(String),
     #[error("no listener could be opened")]
     NoListener,
 }
@@ -150,6 +153,11 @@ impl Server {
             ctx.tls = tls::build(&lc, &ctx.policy)
                 .map_err(ServerError::Tls)?
                 .map(arc_swap::ArcSwapOption::from_pointee);
+            if lc.protocol == ListenerProtocol::Websockets {
+                let opts = WsOptions::new(lc.http_dir.as_deref(), &lc.websockets_origins)
+                    .map_err(|why| ServerError::Listener(format!("{}: {why}", lc.at())))?;
+                ctx.websockets = Some(opts);
+            }
             let ctx = Arc::new(ctx);
             contexts.push(Arc::clone(&ctx));
             if let Some(path) = &lc.unix_socket {
@@ -297,7 +305,7 @@ async fn accept_tcp(
                     );
                 }
                 let tls = ctx.tls.as_ref().and_then(|h| h.load_full());
-                if tls.is_none() && !ctx.websockets {
+                if tls.is_none() && ctx.websockets.is_none() {
                     let transport = Transport {
                         stream: Stream::Tcp(stream),
                         peer: peer.to_string(),
@@ -322,12 +330,13 @@ async fn accept_tcp(
                         Some(tls) => match tls::handshake(&tls, stream, timeout).await {
                             Ok(accepted) => {
                                 cert_username = accepted.username;
-                                if ctx.websockets {
-                                    websocket::accept(Box::new(accepted.stream), timeout)
-                                        .await
-                                        .map(Stream::Unix)
-                                } else {
-                                    Ok(Stream::Tls(Box::new(accepted.stream)))
+                                match &ctx.websockets {
+                                    Some(ws) => {
+                                        websocket::accept(Box::new(accepted.stream), timeout, ws)
+                                            .await
+                                            .map(|s| s.map(Stream::Unix))
+                                    }
+                                    None => Ok(Some(Stream::Tls(Box::new(accepted.stream)))),
                                 }
                             }
                             Err(why) => {
@@ -335,10 +344,20 @@ async fn accept_tcp(
                                 return;
                             }
                         },
-                        None => websocket::accept(stream, timeout).await.map(Stream::Unix),
+                        None => {
+                            let ws = ctx
+                                .websockets
+                                .as_ref()
+                                .expect("plain listeners return above");
+                            websocket::accept(stream, timeout, ws)
+                                .await
+                                .map(|s| s.map(Stream::Unix))
+                        }
                     };
                     match stream {
-                        Ok(stream) => {
+                        // A plain HTTP request, answered from http_dir.
+                        Ok(None) => {}
+                        Ok(Some(stream)) => {
                             let transport = Transport {
                                 stream,
                                 peer: peer.to_string(),
@@ -392,24 +411,48 @@ async fn accept_unix(
                     path.clone(),
                 );
                 tokio::spawn(async move {
-                    let stream = if ctx.websockets {
-                        let timeout = broker.settings.connect_timeout;
-                        match websocket::accept(stream, timeout).await {
-                            Ok(s) => s,
+                    let timeout = broker.settings.connect_timeout;
+                    let mut cert_username = None;
+                    let tls = ctx.tls.as_ref().and_then(|h| h.load_full());
+                    // TLS first when configured, then the WebSocket handshake on top of it.
+                    let stream = match (tls, &ctx.websockets) {
+                        (None, None) => Ok(Some(Stream::Unix(stream))),
+                        (None, Some(ws)) => websocket::accept(stream, timeout, ws)
+                            .await
+                            .map(|s| s.map(Stream::Unix)),
+                        (Some(tls), ws) => match tls::handshake(&tls, stream, timeout).await {
                             Err(why) => {
-                                tracing::info!("Client on {path}: {why}.");
+                                tracing::info!("TLS handshake on {path} failed: {why}.");
                                 return;
                             }
+                            Ok(accepted) => {
+                                cert_username = accepted.username;
+                                match ws {
+                                    Some(ws) => {
+                                        websocket::accept(Box::new(accepted.stream), timeout, ws)
+                                            .await
+                                            .map(|s| s.map(Stream::Unix))
+                                    }
+                                    None => Ok(Some(Stream::UnixTls(Box::new(accepted.stream)))),
+                                }
+                            }
+                        },
+                    };
+                    let stream = match stream {
+                        Ok(Some(stream)) => stream,
+                        // A plain HTTP request, answered from http_dir.
+                        Ok(None) => return,
+                        Err(why) => {
+                            tracing::info!("Client on {path}: {why}.");
+                            return;
                         }
-                    } else {
-                        stream
                     };
                     let transport = Transport {
-                        stream: Stream::Unix(stream),
+                        stream,
                         peer: path,
                         listener: ctx,
                         slot,
-                        cert_username: None,
+                        cert_username,
                     };
                     connection::serve(broker, transport, shutdown).await;
                 });

@@ -4,12 +4,13 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use midge_core::config::{Config, ListenerConfig, Protocol};
+use midge_core::config::{Config, ListenerConfig};
 use midge_proto::QoS;
 
 use crate::admission::Admission;
 use crate::policy::{Policy, PolicyHandle};
 use crate::tls::TlsHandle;
+use crate::websocket::WsOptions;
 
 #[derive(Debug)]
 pub struct ListenerCtx {
@@ -32,8 +33,9 @@ pub struct ListenerCtx {
     pub admission: Arc<Admission>,
     /// The TLS context of a TLS listener (swapped on reload); `None` for plain ones.
     pub tls: Option<TlsHandle>,
-    /// `protocol websockets`: MQTT inside WebSocket binary messages (over TLS when `tls`).
-    pub websockets: bool,
+    /// `protocol websockets`: MQTT inside WebSocket binary messages (over TLS when `tls`),
+    /// with the listener's HTTP options. Set by `Server::bind`, which checks `http_dir`.
+    pub websockets: Option<WsOptions>,
 }
 
 /// Holds one of a listener's `max_connections` places until dropped.
@@ -66,7 +68,7 @@ impl ListenerCtx {
             open: Arc::new(AtomicUsize::new(0)),
             admission,
             tls: None,
-            websockets: lc.protocol == Protocol::Websockets,
+            websockets: None,
         }
     }
 

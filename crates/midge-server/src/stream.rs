@@ -18,6 +18,8 @@ pub enum Stream {
     /// that does nothing, and a `Pending` from OpenSSL means its socket said `WouldBlock`,
     /// which clears tokio's readiness so the next `readable()`/`writable()` waits for real.
     Tls(Box<SslStream<TcpStream>>),
+    /// TLS over a Unix socket listener, the same way.
+    UnixTls(Box<SslStream<UnixStream>>),
 }
 
 /// A waker that does nothing: the connection driver waits on the socket's readiness itself.
@@ -40,7 +42,10 @@ fn ready<T>(poll: Poll<io::Result<T>>) -> io::Result<T> {
 
 /// Reads decrypted bytes until the buffer's spare capacity is full or the socket has no
 /// more, so no plaintext is left inside OpenSSL where readiness cannot see it.
-fn tls_read_buf(s: &mut SslStream<TcpStream>, buf: &mut BytesMut) -> io::Result<usize> {
+fn tls_read_buf<S: AsyncRead + AsyncWrite + Unpin>(
+    s: &mut SslStream<S>,
+    buf: &mut BytesMut,
+) -> io::Result<usize> {
     let mut cx = Context::from_waker(noop_waker());
     let start = buf.len();
     let end = buf.capacity().max(start + 1);
@@ -74,6 +79,7 @@ impl Stream {
             Stream::Tcp(s) => s.readable().await,
             Stream::Unix(s) => s.readable().await,
             Stream::Tls(s) => s.get_ref().readable().await,
+            Stream::UnixTls(s) => s.get_ref().readable().await,
         }
     }
 
@@ -82,6 +88,7 @@ impl Stream {
             Stream::Tcp(s) => s.writable().await,
             Stream::Unix(s) => s.writable().await,
             Stream::Tls(s) => s.get_ref().writable().await,
+            Stream::UnixTls(s) => s.get_ref().writable().await,
         }
     }
 
@@ -90,6 +97,7 @@ impl Stream {
             Stream::Tcp(s) => s.try_read_buf(buf),
             Stream::Unix(s) => s.try_read_buf(buf),
             Stream::Tls(s) => tls_read_buf(s, buf),
+            Stream::UnixTls(s) => tls_read_buf(s, buf),
         }
     }
 
@@ -101,6 +109,10 @@ impl Stream {
                 let mut cx = Context::from_waker(noop_waker());
                 ready(Pin::new(&mut **s).poll_write(&mut cx, buf))
             }
+            Stream::UnixTls(s) => {
+                let mut cx = Context::from_waker(noop_waker());
+                ready(Pin::new(&mut **s).poll_write(&mut cx, buf))
+            }
         }
     }
 
@@ -109,6 +121,7 @@ impl Stream {
             Stream::Tcp(s) => s.write_all(buf).await,
             Stream::Unix(s) => s.write_all(buf).await,
             Stream::Tls(s) => s.write_all(buf).await,
+            Stream::UnixTls(s) => s.write_all(buf).await,
         }
     }
 
@@ -117,6 +130,7 @@ impl Stream {
             Stream::Tcp(s) => s.shutdown().await,
             Stream::Unix(s) => s.shutdown().await,
             Stream::Tls(s) => s.shutdown().await,
+            Stream::UnixTls(s) => s.shutdown().await,
         }
     }
 }

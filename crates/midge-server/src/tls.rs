@@ -32,7 +32,7 @@ use openssl::ssl::{
 use openssl::x509::store::X509Lookup;
 use openssl::x509::verify::X509VerifyFlags;
 use openssl::x509::{X509Crl, X509NameRef, X509};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_openssl::SslStream;
 
 use crate::policy::PolicyHandle;
@@ -88,16 +88,7 @@ pub fn build(
     if !enabled(&lc.tls) {
         return Ok(None);
     }
-    let at = if lc.file.is_empty() {
-        format!("listener on port {}", lc.port)
-    } else {
-        format!("{}:{}", lc.file, lc.line)
-    };
-    if lc.unix_socket.is_some() {
-        return Err(format!(
-            "{at}: TLS on a unix socket listener is not supported yet"
-        ));
-    }
+    let at = lc.at();
     build_context(&lc.tls, policy)
         .map(Some)
         .map_err(|e| format!("{at}: {e}"))
@@ -359,19 +350,19 @@ fn psk_lookup(
 
 /// What the handshake yields: the stream, and the certificate's username when the listener
 /// takes it from there (`Err` = the client must be refused, with why).
-pub struct Accepted {
-    pub stream: SslStream<TcpStream>,
+pub struct Accepted<S> {
+    pub stream: SslStream<S>,
     pub username: Option<Result<String, &'static str>>,
 }
 
 /// Runs the server handshake within `timeout`. The error is OpenSSL's reason, for the log.
-pub async fn handshake(
+pub async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
     ctx: &Arc<TlsContext>,
-    tcp: TcpStream,
+    io: S,
     timeout: Duration,
-) -> Result<Accepted, String> {
+) -> Result<Accepted<S>, String> {
     let ssl = Ssl::new(ctx.acceptor.context()).map_err(|e| reason(&e))?;
-    let mut stream = SslStream::new(ssl, tcp).map_err(|e| reason(&e))?;
+    let mut stream = SslStream::new(ssl, io).map_err(|e| reason(&e))?;
     match tokio::time::timeout(timeout, Pin::new(&mut stream).accept()).await {
         Err(_) => return Err("handshake timed out".to_owned()),
         Ok(Err(e)) => return Err(handshake_reason(&stream, &e)),
@@ -385,7 +376,7 @@ pub async fn handshake(
     Ok(Accepted { stream, username })
 }
 
-fn handshake_reason(stream: &SslStream<TcpStream>, e: &openssl::ssl::Error) -> String {
+fn handshake_reason<S>(stream: &SslStream<S>, e: &openssl::ssl::Error) -> String {
     let verify = stream.ssl().verify_result();
     let mut why = match e.ssl_error() {
         Some(stack) => reason(stack),
@@ -407,7 +398,7 @@ fn handshake_reason(stream: &SslStream<TcpStream>, e: &openssl::ssl::Error) -> S
 }
 
 /// On a PSK listener with `use_identity_as_username`: the identity the callback accepted.
-fn psk_username(stream: &SslStream<TcpStream>) -> Result<String, &'static str> {
+fn psk_username<S>(stream: &SslStream<S>) -> Result<String, &'static str> {
     identity_index()
         .ok()
         .and_then(|index| stream.ssl().ex_data(index).cloned())
@@ -415,8 +406,8 @@ fn psk_username(stream: &SslStream<TcpStream>) -> Result<String, &'static str> {
         .ok_or("the client did not use a pre-shared key")
 }
 
-fn cert_username(
-    stream: &SslStream<TcpStream>,
+fn cert_username<S>(
+    stream: &SslStream<S>,
     mode: CertUsername,
 ) -> Result<String, &'static str> {
     let cert = stream

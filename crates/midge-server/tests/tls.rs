@@ -1,5 +1,5 @@
-//! Certificate TLS and mutual TLS on TCP listeners (issue 5, first slice), with a Rust
-//! client (tokio-openssl) speaking raw MQTT. Certificates are made at test time (rcgen): a
+//! Certificate TLS and mutual TLS on TCP and Unix socket listeners, with a Rust client
+//! (tokio-openssl) speaking raw MQTT. Certificates are made at test time (rcgen): a
 //! CA, a server certificate, good / revoked / expired client certificates and one from
 //! another CA. The Mosquitto command-line clients are tested in `crates/midge/tests`.
 
@@ -209,14 +209,25 @@ struct ClientOpts<'a> {
     cert: Option<&'a (String, String)>,
     max_version: Option<SslVersion>,
     ciphers: Option<&'a str>,
+    /// TLS 1.3 suites offered (OpenSSL's default when `None`).
+    suites: Option<&'a str>,
 }
 
+/// A TCP or Unix socket under the client's TLS.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
 struct Client {
-    s: SslStream<TcpStream>,
+    s: SslStream<Box<dyn Io>>,
     buf: Vec<u8>,
 }
 
 async fn tls_connect(addr: std::net::SocketAddr, o: &ClientOpts<'_>) -> Result<Client, String> {
+    let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    tls_over(Box::new(tcp), o).await
+}
+
+async fn tls_over(io: Box<dyn Io>, o: &ClientOpts<'_>) -> Result<Client, String> {
     let mut b = SslConnector::builder(SslMethod::tls_client()).unwrap();
     match o.ca {
         Some(ca) => b.set_ca_file(ca).unwrap(),
@@ -232,14 +243,16 @@ async fn tls_connect(addr: std::net::SocketAddr, o: &ClientOpts<'_>) -> Result<C
     if let Some(c) = o.ciphers {
         b.set_cipher_list(c).unwrap();
     }
+    if let Some(suites) = o.suites {
+        b.set_ciphersuites(suites).unwrap();
+    }
     let ssl: Ssl = b
         .build()
         .configure()
         .unwrap()
         .into_ssl("localhost")
         .unwrap();
-    let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
-    let mut s = SslStream::new(ssl, tcp).unwrap();
+    let mut s = SslStream::new(ssl, io).unwrap();
     match timeout(WAIT, Pin::new(&mut s).connect()).await {
         Err(_) => Err("handshake timed out".into()),
         Ok(Err(e)) => Err(format!("handshake: {e}")),
@@ -708,4 +721,192 @@ fn subject_is_printed_like_x509_name_print_ex_rfc2253() {
         let text = String::from_utf8_lossy(&out.stdout);
         assert_eq!(text.trim(), format!("subject={SUBJECT_2253}"));
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// CA directories, TLS 1.3 suites, DH parameters, server certificate reload, Unix sockets
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn capath_trusts_the_hashed_ca_directory() {
+    let pki = pki();
+    // The layout `openssl rehash` / `c_rehash` makes: <subject hash>.0
+    let ca = X509::from_pem(pki.ca.cert.pem().as_bytes()).unwrap();
+    let hash = ca.subject_name_hash();
+    std::fs::create_dir_all(pki.dir.path("cas")).unwrap();
+    pki.dir
+        .write(&format!("cas/{hash:08x}.0"), &pki.ca.cert.pem());
+    let capath = pki.dir.path("cas");
+    let listener = format!(
+        "{}\ncapath {capath}\nrequire_certificate true",
+        server_tls(&pki)
+    );
+    let b = start(&pki, "allow_anonymous true", &listener).await;
+    let with = |cert| ClientOpts {
+        ca: Some(&pki.ca_file),
+        cert,
+        ..Default::default()
+    };
+    connected(b.addr, &with(Some(&pki.good)), "good").await;
+    assert_refused(
+        try_client(b.addr, &with(Some(&pki.stranger)), "stranger").await,
+        "certificate from a CA outside capath",
+    );
+}
+
+#[tokio::test]
+async fn ciphers_tls13_restricts_the_tls13_suites() {
+    let pki = pki();
+    let listener = format!(
+        "{}\nciphers_tls1.3 TLS_AES_128_GCM_SHA256",
+        server_tls(&pki)
+    );
+    let b = start(&pki, "allow_anonymous true", &listener).await;
+    let offering = |suites| ClientOpts {
+        ca: Some(&pki.ca_file),
+        suites: Some(suites),
+        ..Default::default()
+    };
+    let c = connected(
+        b.addr,
+        &offering("TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256"),
+        "a",
+    )
+    .await;
+    assert_eq!(c.s.ssl().version_str(), "TLSv1.3");
+    assert_eq!(
+        c.s.ssl().current_cipher().unwrap().name(),
+        "TLS_AES_128_GCM_SHA256"
+    );
+    assert_refused(
+        try_client(b.addr, &offering("TLS_AES_256_GCM_SHA384"), "b").await,
+        "a TLS 1.3 suite the listener does not allow",
+    );
+}
+
+/// An RSA server certificate (finite-field DHE suites need an RSA key).
+fn rsa_server(pki: &Pki) -> (String, String) {
+    let rsa = openssl::rsa::Rsa::generate(2048).unwrap();
+    let pem = PKey::from_rsa(rsa)
+        .unwrap()
+        .private_key_to_pem_pkcs8()
+        .unwrap();
+    let key = KeyPair::from_pem(std::str::from_utf8(&pem).unwrap()).unwrap();
+    let mut p = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+    p.distinguished_name = rcgen::DistinguishedName::new();
+    p.distinguished_name.push(DnType::CommonName, "localhost");
+    let cert = p.signed_by(&key, &pki.ca.cert, &pki.ca.key).unwrap();
+    (
+        pki.dir.write("rsa-server.crt", &cert.pem()),
+        pki.dir.write("rsa-server.key", &key.serialize_pem()),
+    )
+}
+
+#[tokio::test]
+async fn dhparamfile_enables_finite_field_dhe_suites() {
+    let pki = pki();
+    let (cert, key) = rsa_server(&pki);
+    // RFC 5114's 2048-bit group, in the PEM form `openssl dhparam` writes.
+    let dh = openssl::dh::Dh::get_2048_256().unwrap();
+    let dhparam = pki.dir.write(
+        "dh.pem",
+        std::str::from_utf8(&dh.params_to_pem().unwrap()).unwrap(),
+    );
+    let suite = "DHE-RSA-AES128-GCM-SHA256";
+    let client = ClientOpts {
+        ca: Some(&pki.ca_file),
+        max_version: Some(SslVersion::TLS1_2),
+        ciphers: Some(suite),
+        ..Default::default()
+    };
+    let with_dh = format!(
+        "certfile {cert}\nkeyfile {key}\ndhparamfile {dhparam}\nciphers {suite}\ntls_version tlsv1.2"
+    );
+    let b = start(&pki, "allow_anonymous true", &with_dh).await;
+    let c = connected(b.addr, &client, "dhe").await;
+    assert_eq!(c.s.ssl().current_cipher().unwrap().name(), suite);
+
+    // A file that is not DH parameters stops start-up with its line.
+    std::fs::write(&dhparam, "not parameters").unwrap();
+    let err = bind_error(&pki, &with_dh).await;
+    assert!(err.contains("dhparamfile"), "{err}");
+}
+
+#[tokio::test]
+async fn reload_with_a_new_server_certificate_keeps_the_connected_client() {
+    let pki = pki();
+    let b = start(&pki, "allow_anonymous true", &server_tls(&pki)).await;
+    let trusting = |ca| ClientOpts {
+        ca: Some(ca),
+        ..Default::default()
+    };
+    let mut old = connected(b.addr, &trusting(&pki.ca_file), "old").await;
+    old.subscribe("t").await;
+
+    // The certificate is renewed by another CA, in place, and SIGHUP's reload runs.
+    let other = ca("Renewing CA");
+    let (cert, key) = leaf(&other, 9, &[(DnType::CommonName, "localhost")], false);
+    std::fs::write(&pki.server_cert, cert).unwrap();
+    std::fs::write(&pki.server_key, key).unwrap();
+    let other_ca = pki.dir.write("renewing-ca.crt", &other.cert.pem());
+    let errors = b.handle.reload(&parse(&b.conf));
+    assert!(errors.is_empty(), "{errors:?}");
+
+    // New handshakes see the new certificate...
+    assert!(
+        tls_connect(b.addr, &trusting(&pki.ca_file)).await.is_err(),
+        "a client trusting only the old CA still accepted the new certificate"
+    );
+    let mut new = connected(b.addr, &trusting(&other_ca), "new").await;
+    // ...and the client connected before the reload keeps its session.
+    new.publish("t", b"after reload").await;
+    old.expect_publish("t", b"after reload").await;
+    old.publish("t", b"old still publishes").await;
+    old.expect_publish("t", b"old still publishes").await;
+}
+
+#[tokio::test]
+async fn tls_on_a_unix_socket_listener_with_client_certificates() {
+    let pki = pki();
+    let sock = pki.dir.path("tls.sock");
+    let conf = pki.dir.write(
+        "unix.conf",
+        &format!(
+            "listener 0 {sock}\n{}\nuse_identity_as_username true\n\
+             listener 1 127.0.0.1\nallow_anonymous true\n",
+            mtls(&pki)
+        ),
+    );
+    let server = midge_server::Server::bind(&parse(&conf))
+        .await
+        .expect("broker binds");
+    let tcp_addr = server.local_addrs()[0];
+    let handle = server.handle();
+    tokio::spawn(server.run());
+    let _b = Broker {
+        addr: tcp_addr,
+        handle,
+        conf,
+    };
+    let unix = |cert| {
+        let sock = sock.clone();
+        let ca = pki.ca_file.clone();
+        async move {
+            let io = tokio::net::UnixStream::connect(&sock).await.unwrap();
+            let o = ClientOpts {
+                ca: Some(&ca),
+                cert,
+                ..Default::default()
+            };
+            let mut c = tls_over(Box::new(io), &o).await?;
+            let code = c.mqtt_connect("unix", None).await?;
+            Ok::<_, String>((c, code))
+        }
+    };
+    assert_refused(unix(None).await, "no certificate on the unix socket");
+    let (mut c, code) = unix(Some(&pki.good)).await.expect("handshake");
+    assert_eq!(code, 0);
+    c.subscribe("u/#").await;
+    c.publish("u/1", b"over tls on a unix socket").await;
+    c.expect_publish("u/1", b"over tls on a unix socket").await;
 }

@@ -462,3 +462,161 @@ mod wss {
             .expect("the good certificate connects");
     }
 }
+
+/// Sends a raw HTTP request and returns the whole answer (the broker closes after it).
+async fn http(addr: SocketAddr, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = TcpStream::connect(addr).await.expect("tcp connect");
+    tcp.write_all(request.as_bytes()).await.expect("send");
+    let mut answer = Vec::new();
+    timeout(WAIT, tcp.read_to_end(&mut answer))
+        .await
+        .expect("answered and closed in time")
+        .expect("read");
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+fn get(path: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n")
+}
+
+#[tokio::test]
+async fn http_dir_serves_files_on_the_websockets_port_and_nothing_outside_it() {
+    let dir = TempDir::new();
+    let www = dir.path("www");
+    std::fs::create_dir_all(format!("{www}/js")).expect("mkdir");
+    std::fs::write(format!("{www}/index.html"), "<h1>dashboard</h1>").expect("write");
+    std::fs::write(format!("{www}/js/app.js"), "console.log(1)").expect("write");
+    std::fs::write(dir.path("secret.txt"), "password").expect("write");
+    let b = start_conf(&format!(
+        "listener 1 127.0.0.1\nprotocol websockets\nhttp_dir {www}\nallow_anonymous true\n"
+    ))
+    .await;
+    let addr = b.addrs[0];
+
+    let index = http(addr, &get("/")).await;
+    assert!(index.starts_with("HTTP/1.1 200 OK\r\n"), "{index}");
+    assert!(index.contains("Content-Type: text/html"), "{index}");
+    assert!(index.contains("Content-Length: 18\r\n"), "{index}");
+    assert!(index.ends_with("\r\n\r\n<h1>dashboard</h1>"), "{index}");
+
+    let js = http(addr, &get("/js/app.js?v=2")).await;
+    assert!(js.contains("Content-Type: text/javascript"), "{js}");
+    assert!(js.ends_with("console.log(1)"), "{js}");
+
+    let head = http(addr, "HEAD /index.html HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert!(
+        head.starts_with("HTTP/1.1 200 OK\r\n") && head.ends_with("\r\n\r\n"),
+        "{head}"
+    );
+
+    for (path, status) in [
+        ("/missing.html", "404"),
+        ("/../secret.txt", "403"),
+        ("/%2e%2e/secret.txt", "403"),
+        ("/js", "403"),
+    ] {
+        let answer = http(addr, &get(path)).await;
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{path}: {answer}"
+        );
+        assert!(
+            !answer.contains("password"),
+            "{path} leaked a file outside http_dir"
+        );
+    }
+    let post = http(
+        addr,
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+    )
+    .await;
+    assert!(post.starts_with("HTTP/1.1 405 "), "{post}");
+
+    // MQTT over WebSockets still works on the same port.
+    let mut c = ws_client(addr, "beside-files").await;
+    c.subscribe("files/t", QoS::AtLeastOnce).await;
+    c.publish("files/t", b"x", QoS::AtLeastOnce, false).await;
+    assert_eq!(&c.next_publish().await.payload[..], b"x");
+}
+
+#[tokio::test]
+async fn without_http_dir_plain_http_gets_404() {
+    let b = ws_and_tcp().await;
+    let answer = http(b.addrs[0], &get("/index.html")).await;
+    assert!(answer.starts_with("HTTP/1.1 404 "), "{answer}");
+}
+
+#[tokio::test]
+async fn a_missing_http_dir_stops_start_up_with_the_line() {
+    let text = "listener 1 127.0.0.1\nprotocol websockets\nhttp_dir /nonexistent/midge-www\n";
+    let mut config = midge_core::config::parse(text, "test.conf").expect("parses");
+    config.listeners[0].port = 0;
+    let err = midge_server::Server::bind(&config)
+        .await
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(
+        err.starts_with("test.conf:1: http_dir '/nonexistent/midge-www': "),
+        "{err}"
+    );
+}
+
+/// A WebSocket handshake offering `mqtt`, with `origin` when given.
+async fn ws_with_origin(addr: SocketAddr, origin: Option<&str>) -> Result<RawWs, String> {
+    let mut req = format!("ws://{addr}/mqtt")
+        .into_client_request()
+        .expect("request");
+    req.headers_mut()
+        .insert("Sec-WebSocket-Protocol", "mqtt".parse().expect("header"));
+    if let Some(origin) = origin {
+        req.headers_mut()
+            .insert("Origin", origin.parse().expect("header"));
+    }
+    let tcp = TcpStream::connect(addr).await.expect("tcp connect");
+    timeout(WAIT, tokio_tungstenite::client_async(req, tcp))
+        .await
+        .expect("handshake answered in time")
+        .map(|(ws, _)| ws)
+        .map_err(|e| e.to_string())
+}
+
+#[tokio::test]
+async fn websockets_origin_admits_only_the_listed_origins() {
+    let b = start_conf(
+        "listener 1 127.0.0.1\nprotocol websockets\nallow_anonymous true\n\
+         websockets_origin https://dashboard.example\n\
+         websockets_origin http://localhost:8080\n",
+    )
+    .await;
+    let addr = b.addrs[0];
+    for origin in ["https://dashboard.example", "http://localhost:8080"] {
+        let mut ws = ws_with_origin(addr, Some(origin))
+            .await
+            .unwrap_or_else(|e| panic!("{origin} refused: {e}"));
+        ws.send(Message::Binary(connect_v311("origin-ok")))
+            .await
+            .expect("send");
+        assert_eq!(next_binary(&mut ws).await, Some(vec![0x20, 2, 0, 0]));
+    }
+    for origin in [Some("https://evil.example"), None] {
+        let err = ws_with_origin(addr, origin)
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{origin:?} was admitted"));
+        assert!(err.contains("403"), "{origin:?}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn without_websockets_origin_any_origin_is_admitted() {
+    let b = ws_and_tcp().await;
+    let mut ws = ws_with_origin(b.addrs[0], Some("https://anywhere.example"))
+        .await
+        .expect("admitted");
+    ws.send(Message::Binary(connect_v311("any-origin")))
+        .await
+        .expect("send");
+    assert_eq!(next_binary(&mut ws).await, Some(vec![0x20, 2, 0, 0]));
+}

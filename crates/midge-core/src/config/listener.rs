@@ -79,6 +79,18 @@ pub struct ListenerConfig {
     pub proxy_protocol_v2_require_tls: bool,
 }
 
+impl ListenerConfig {
+    /// Where the listener was configured, for start-up errors: `file:line`, or the port of
+    /// a listener the broker added itself.
+    pub fn at(&self) -> String {
+        if self.file.is_empty() {
+            format!("listener on port {}", self.port)
+        } else {
+            format!("{}:{}", self.file, self.line)
+        }
+    }
+}
+
 impl Default for ListenerConfig {
     /// A listener with Mosquitto's defaults on port 1883, all interfaces.
     fn default() -> Self {

@@ -523,6 +523,22 @@ impl<'r> Parser<'r> {
             .auto_id_prefix
             .clone()
             .unwrap_or_else(|| DEFAULT_AUTO_ID_PREFIX.to_owned());
+        // Mosquitto starts such a listener and then fails every handshake on it; say why
+        // up front.
+        let unkeyed: Vec<(String, usize)> = self
+            .config
+            .listeners
+            .iter()
+            .filter(|l| l.tls.psk_hint.is_some() && self.config.security_for(l).psk_file.is_none())
+            .map(|l| (l.file.clone(), l.line))
+            .collect();
+        for (file, line) in unkeyed {
+            self.warnings_push(
+                &file,
+                line,
+                "psk_hint is set but no psk_file applies to this listener: every TLS-PSK handshake on it will fail",
+            );
+        }
         #[cfg(test)]
         if self.keep_unsupported {
             return Ok(self.config);

@@ -59,9 +59,8 @@ use Later::{Issue, Unscheduled};
 use Scope::{Bridge, Global, Listener, ListenerOnly, Plugin, Security as Sec, Structure as Struct};
 use Support::{Handled, Ignored, NotYet};
 
-/// TLS and WebSockets land in issue 5, dynamic security and plugins in issue 6,
-/// persistence and `$SYS` in issue 7, bridges in issue 8.
-const TLS: Later = Issue(5);
+/// Dynamic security and plugins land in issue 6, persistence and `$SYS` in issue 7,
+/// bridges in issue 8.
 const PLUGINS: Later = Issue(6);
 const BRIDGES: Later = Issue(8);
 
@@ -256,7 +255,7 @@ pub(crate) static OPTIONS: &[Entry] = &[
         Global,
         NotYet(security::global_plugin, PLUGINS),
     ),
-    ("http_dir", Listener, NotYet(listener::http_dir, TLS)),
+    ("http_dir", Listener, Handled(listener::http_dir)),
     (
         "idle_timeout",
         Bridge,
@@ -481,13 +480,13 @@ pub(crate) static OPTIONS: &[Entry] = &[
     ("start_type", Bridge, NotYet(bridge::start_type, BRIDGES)),
     ("sys_interval", Global, Ignored(general::sys_interval)),
     ("threshold", Bridge, NotYet(bridge::threshold, BRIDGES)),
-    ("tls_engine", Listener, NotYet(tls::tls_engine, TLS)),
+    ("tls_engine", Listener, Handled(tls::tls_engine)),
     (
         "tls_engine_kpass_sha1",
         Listener,
-        NotYet(tls::tls_engine_kpass_sha1, TLS),
+        Ignored(tls::tls_engine_kpass_sha1),
     ),
-    ("tls_keyform", Listener, NotYet(tls::tls_keyform, TLS)),
+    ("tls_keyform", Listener, Handled(tls::tls_keyform)),
     ("tls_version", Listener, Handled(tls::tls_version)),
     ("topic", Bridge, NotYet(bridge::topic, BRIDGES)),
     ("try_private", Bridge, NotYet(bridge::try_private, BRIDGES)),
@@ -526,7 +525,7 @@ pub(crate) static OPTIONS: &[Entry] = &[
     (
         "websockets_origin",
         ListenerOnly,
-        NotYet(listener::websockets_origin, TLS),
+        Handled(listener::websockets_origin),
     ),
 ];
 

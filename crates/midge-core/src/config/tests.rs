@@ -1071,17 +1071,6 @@ fn plugins_are_kept_per_scope() {
 fn options_not_supported_yet_are_refused_after_their_value_is_checked() {
     // A valid value: refused by name.
     let cases: &[(&str, &str)] = &[
-        ("listener 8883\ntls_engine tpm", "tls_engine"),
-        ("listener 8883\ntls_keyform engine", "tls_keyform"),
-        (
-            "listener 8883\ntls_engine_kpass_sha1 0123456789abcdef0123456789abcdef01234567",
-            "tls_engine_kpass_sha1",
-        ),
-        ("listener 8080\nhttp_dir /www", "http_dir"),
-        (
-            "listener 8080\nwebsockets_origin https://example.com",
-            "websockets_origin",
-        ),
         ("plugin /usr/lib/p.so", "plugin"),
         ("auth_plugin /usr/lib/p.so", "auth_plugin"),
         ("global_plugin /usr/lib/p.so", "global_plugin"),
@@ -1140,6 +1129,49 @@ fn options_not_supported_yet_are_refused_after_their_value_is_checked() {
 }
 
 #[test]
+fn psk_hint_without_a_psk_file_is_a_warning() {
+    let config = ok("listener 8883\npsk_hint edge\n");
+    assert_eq!(
+        config.warnings,
+        ["test.conf:1: psk_hint is set but no psk_file applies to this listener: every TLS-PSK handshake on it will fail"]
+    );
+    assert!(ok("psk_file /etc/psk\nlistener 8883\npsk_hint edge\n")
+        .warnings
+        .is_empty());
+    let per_listener = "per_listener_settings true\nlistener 8883\npsk_hint a\npsk_file /p\n\
+                        listener 8884\npsk_hint b\n";
+    assert_eq!(
+        ok(per_listener).warnings,
+        ["test.conf:5: psk_hint is set but no psk_file applies to this listener: every TLS-PSK handshake on it will fail"]
+    );
+}
+
+#[test]
+fn openssl_engines_are_refused_with_the_reason() {
+    let reason = "OpenSSL engines are not supported (the ENGINE interface is deprecated in \
+                  OpenSSL 3); use a PEM key file with keyfile and tls_keyform pem";
+    assert_eq!(
+        err("listener 8883\ntls_engine tpm\n"),
+        format!("test.conf:2: tls_engine: {reason}")
+    );
+    assert_eq!(
+        err("listener 8883\ntls_keyform engine\n"),
+        format!("test.conf:2: tls_keyform engine: {reason}")
+    );
+    // Only meaningful with an engine: kept, with a warning, so the configuration starts.
+    let config =
+        ok("listener 8883\ntls_engine_kpass_sha1 0123456789ABCDEF0123456789abcdef01234567\n");
+    assert_eq!(
+        config.listeners[0].tls.tls_engine_kpass_sha1.as_deref(),
+        Some("0123456789abcdef0123456789abcdef01234567")
+    );
+    assert_eq!(
+        config.warnings,
+        ["test.conf:2: tls_engine_kpass_sha1 is ignored: it only applies to keys held by an OpenSSL engine"]
+    );
+}
+
+#[test]
 fn a_bad_value_wins_over_not_supported_yet() {
     // The bad value of the option itself.
     assert_eq!(
@@ -1157,8 +1189,8 @@ fn a_bad_value_wins_over_not_supported_yet() {
     );
     // The first of several unsupported options is named.
     assert_eq!(
-        err("listener 8883\ntls_engine e\npsk_hint h\npersistence true\n"),
-        "test.conf:2: option 'tls_engine' is not supported yet"
+        err("listener 8883\nproxy_protocol_v2_require_tls true\npersistence true\n"),
+        "test.conf:2: option 'proxy_protocol_v2_require_tls' is not supported yet"
     );
     // Checks made at the end come before "not supported yet" too.
     assert_eq!(
@@ -1197,7 +1229,7 @@ fn tls_values_are_kept_for_issue_5() {
                        crlfile /etc/crl.pem\n\
                        listener 8884\n\
                        psk_hint edge\n\
-                       tls_keyform engine\n",
+                       tls_keyform pem\n",
     );
     let tls = &config.listeners[0].tls;
     assert_eq!(tls.cafile.as_deref(), Some("/etc/ca dir/ca.pem"));
@@ -1210,7 +1242,7 @@ fn tls_values_are_kept_for_issue_5() {
     assert_eq!(tls.crlfile.as_deref(), Some("/etc/crl.pem"));
     let psk = &config.listeners[1].tls;
     assert_eq!(psk.psk_hint.as_deref(), Some("edge"));
-    assert_eq!(psk.tls_keyform, KeyForm::Engine);
+    assert_eq!(psk.tls_keyform, KeyForm::Pem);
     assert_eq!(psk.certfile, None);
     // The 1.x style: TLS options before any listener belong to the default listener.
     let config = kept("port 8883\ncafile /ca\ncertfile /c\nkeyfile /k\n");

@@ -135,8 +135,15 @@ pub(crate) fn ciphers_tls13(parser: &mut Parser<'_>, line: &Line<'_>) -> Result<
     tls_string(parser, line, "ciphers_tls1.3", |t| &mut t.ciphers_tls13).map(drop)
 }
 
+/// Why OpenSSL engines are refused. OpenSSL 3 deprecates the ENGINE interface in favour of
+/// providers and the Rust OpenSSL bindings do not expose it, so a key held by an engine
+/// cannot be used; saying so at start-up beats a listener that silently has no key.
+const NO_ENGINES: &str = "OpenSSL engines are not supported (the ENGINE interface is \
+    deprecated in OpenSSL 3); use a PEM key file with keyfile and tls_keyform pem";
+
 pub(crate) fn tls_engine(parser: &mut Parser<'_>, line: &Line<'_>) -> Result<(), String> {
-    tls_string(parser, line, "tls_engine", |t| &mut t.tls_engine).map(drop)
+    tls_string(parser, line, "tls_engine", |t| &mut t.tls_engine)?;
+    Err(format!("tls_engine: {NO_ENGINES}"))
 }
 
 pub(crate) fn psk_hint(parser: &mut Parser<'_>, line: &Line<'_>) -> Result<(), String> {
@@ -158,6 +165,9 @@ pub(crate) fn tls_keyform(parser: &mut Parser<'_>, line: &Line<'_>) -> Result<()
         &[("pem", KeyForm::Pem), ("engine", KeyForm::Engine)],
     )
     .map_err(|reason| line.invalid(reason))?;
+    if form == KeyForm::Engine {
+        return Err(format!("tls_keyform engine: {NO_ENGINES}"));
+    }
     parser.listener_mut().tls.tls_keyform = form;
     Ok(())
 }
@@ -178,6 +188,12 @@ pub(crate) fn tls_engine_kpass_sha1(
     }
     parser.once(parser.listener_target(), line, "tls_engine_kpass_sha1")?;
     parser.listener_mut().tls.tls_engine_kpass_sha1 = Some(text.to_ascii_lowercase());
+    // Mosquitto reads it only for a key held by an engine; without `tls_engine` (which is
+    // refused) it changes nothing, so a configuration carrying it still starts.
+    parser.warn(
+        line,
+        "tls_engine_kpass_sha1 is ignored: it only applies to keys held by an OpenSSL engine",
+    );
     Ok(())
 }
 

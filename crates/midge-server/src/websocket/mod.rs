@@ -1,9 +1,15 @@
 //! MQTT over WebSockets (`protocol websockets`).
 //!
-//! The WebSocket handshake is done here; afterwards a pump task copies the payload of binary
-//! messages into one end of a Unix socket pair and what the driver writes to it back out as
-//! binary messages, so the connection driver runs unchanged over `Stream::Unix`.
+//! The request head is read first ([`http`]): a plain HTTP request is answered from
+//! `http_dir` (or refused), an upgrade from an origin outside `websockets_origin` is refused,
+//! and any other upgrade goes to the WebSocket handshake. Afterwards a pump task copies the
+//! payload of binary messages into one end of a Unix socket pair and what the driver writes
+//! to it back out as binary messages, so the connection driver runs unchanged over
+//! `Stream::Unix`.
 
+mod http;
+
+use std::path::PathBuf;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -61,10 +67,97 @@ fn answer(req: &Request, mut resp: Response) -> Result<Response, ErrorResponse> 
     }
 }
 
-/// Answers the WebSocket handshake on `io` within `timeout`, then returns the driver's end of
-/// the byte pipe. A client that offers neither `mqtt` nor `mqttv3.1` is refused (400), as
-/// Mosquitto does.
-pub async fn accept<S>(io: S, timeout: Duration) -> Result<UnixStream, String>
+/// How long a plain HTTP client may take to receive an `http_dir` file, so one that stops
+/// reading does not hold its connection for ever.
+const FILE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A WebSockets listener's HTTP options.
+#[derive(Debug, Clone, Default)]
+pub struct WsOptions {
+    /// `http_dir`, canonicalised at start-up; `None` = plain HTTP requests get 404.
+    pub http_dir: Option<PathBuf>,
+    /// `websockets_origin`: the `Origin` values allowed to upgrade; empty = any.
+    pub origins: Vec<String>,
+}
+
+impl WsOptions {
+    /// Checks and canonicalises `http_dir` so that requests can be confined to it.
+    pub fn new(http_dir: Option<&str>, origins: &[String]) -> Result<WsOptions, String> {
+        let http_dir = match http_dir {
+            None => None,
+            Some(dir) => {
+                let real = std::path::Path::new(dir)
+                    .canonicalize()
+                    .map_err(|e| format!("http_dir '{dir}': {e}"))?;
+                if !real.is_dir() {
+                    return Err(format!("http_dir '{dir}' is not a directory"));
+                }
+                Some(real)
+            }
+        };
+        Ok(WsOptions {
+            http_dir,
+            origins: origins.to_vec(),
+        })
+    }
+}
+
+/// Reads the HTTP request on `io` and answers it within `timeout`. For a WebSocket upgrade,
+/// returns the driver's end of the byte pipe; for a plain HTTP request (served from
+/// `http_dir`), `None`. A client that offers neither `mqtt` nor `mqttv3.1` is refused (400),
+/// as Mosquitto does.
+pub async fn accept<S>(
+    mut io: S,
+    timeout: Duration,
+    opts: &WsOptions,
+) -> Result<Option<UnixStream>, String>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    let head = match tokio::time::timeout_at(deadline, http::read_head(&mut io)).await {
+        Err(_) => return Err("WebSocket handshake timed out".to_owned()),
+        Ok(Err(None)) => return Err("closed before sending a complete HTTP request".to_owned()),
+        Ok(Err(Some(status))) => {
+            http::refuse(&mut io, status).await;
+            return Err(format!("HTTP request refused: {status:?}"));
+        }
+        Ok(Ok(head)) => head,
+    };
+    let end = http::head_end(&head).unwrap_or(head.len());
+    match http::classify(&head[..end], &opts.origins, opts.http_dir.is_some()) {
+        http::Route::Refuse(status) => {
+            http::refuse(&mut io, status).await;
+            if status == http::Status::Forbidden {
+                return Err("WebSocket origin not allowed by websockets_origin".to_owned());
+            }
+            Err(format!("HTTP request refused: {status:?}"))
+        }
+        http::Route::File { path, head_only } => {
+            let root = opts
+                .http_dir
+                .as_deref()
+                .unwrap_or(std::path::Path::new("/"));
+            let served = tokio::time::timeout(
+                FILE_TIMEOUT,
+                http::serve_file(&mut io, root, &path, head_only),
+            )
+            .await;
+            tracing::debug!("HTTP request for '{path}': {served:?}");
+            Ok(None)
+        }
+        http::Route::Upgrade => {
+            // The head was consumed to decide; the handshake reads it again.
+            let (r, w) = tokio::io::split(io);
+            let io = tokio::io::join(std::io::Cursor::new(head).chain(r), w);
+            upgrade(io, deadline).await.map(Some)
+        }
+    }
+}
+
+/// Answers the WebSocket handshake before `deadline`, then returns the driver's end of the
+/// byte pipe.
+async fn upgrade<S>(io: S, deadline: tokio::time::Instant) -> Result<UnixStream, String>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -73,8 +166,8 @@ where
         max_frame_size: Some(MAX_MESSAGE),
         ..WebSocketConfig::default()
     };
-    let ws = match tokio::time::timeout(
-        timeout,
+    let ws = match tokio::time::timeout_at(
+        deadline,
         tokio_tungstenite::accept_hdr_async_with_config(io, answer, Some(config)),
     )
     .await
