@@ -6,6 +6,7 @@
 
 pub mod acl;
 pub mod config;
+pub mod dynsec;
 mod inline_stack;
 pub mod password;
 pub mod psk;

@@ -94,6 +94,8 @@ pub struct Broker {
     /// The general options Mosquitto re-reads on SIGHUP; the others in `settings` keep
     /// their start-up values.
     reloadable: Reloadable,
+    /// Dynamic security instances, by file.
+    pub dynsec: crate::dynsec::Registry,
 }
 
 #[derive(Debug)]
@@ -140,6 +142,7 @@ impl Broker {
             next_generation: AtomicU64::new(1),
             connections: AtomicUsize::new(0),
             reloadable,
+            dynsec: crate::dynsec::Registry::default(),
             hashing: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
             ),
@@ -320,6 +323,52 @@ impl Broker {
         let mut trie = self.subs.write();
         for f in filters {
             trie.remove(f, &key);
+        }
+    }
+
+    /// Closes the connections of clients logged in as `username` (dynamic security: the
+    /// client was deleted or disabled, or its password, roles or groups changed).
+    pub fn kick_username(&self, username: &str) {
+        let sessions: Vec<Arc<Session>> = self.sessions.lock().values().cloned().collect();
+        for session in sessions {
+            if session.username().as_deref() != Some(username) {
+                continue;
+            }
+            let mut st = session.state.lock();
+            if st.generation != 0 {
+                st.kicked = st.generation;
+                drop(st);
+                // A stored permit: the connection may be between its check and its wait.
+                session.wake.notify_one();
+            }
+        }
+    }
+
+    /// Drops every subscription, of online and offline sessions, that its client may no
+    /// longer make (CVE-2021-34434: revoked rights must not live on in old subscriptions).
+    pub fn recheck_subscriptions(&self) {
+        let sessions: Vec<Arc<Session>> = self.sessions.lock().values().cloned().collect();
+        for session in sessions {
+            let filters: Vec<String> = session.state.lock().subscriptions.keys().cloned().collect();
+            let denied: Vec<String> = filters
+                .into_iter()
+                .filter(|f| !session.may(f, midge_core::acl::Access::Subscribe))
+                .collect();
+            if denied.is_empty() {
+                continue;
+            }
+            {
+                let mut st = session.state.lock();
+                for f in &denied {
+                    st.subscriptions.remove(f);
+                }
+            }
+            self.unsubscribe_all(&session, &denied);
+            tracing::info!(
+                "Client {}: subscriptions no longer allowed removed: {}.",
+                session.client_id,
+                denied.join(", ")
+            );
         }
     }
 

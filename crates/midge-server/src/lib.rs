@@ -12,6 +12,7 @@
 mod admission;
 pub mod broker;
 mod connection;
+pub mod dynsec;
 mod listener;
 pub mod listener_ctx;
 pub mod message;

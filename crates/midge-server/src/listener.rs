@@ -97,7 +97,7 @@ impl ServerHandle {
                 ));
                 continue;
             };
-            match Policy::load(&config.security_for(lc)) {
+            match Policy::load(&config.security_for(lc), &self.broker) {
                 Ok(policy) => ctx.policy.replace(policy),
                 Err(e) => errors.push(format!("{e} (keeping the previous settings)")),
             }
@@ -148,7 +148,8 @@ impl Server {
         let mut bound = Vec::new();
         let mut contexts = Vec::new();
         for (index, lc) in effective_listeners(config).into_iter().enumerate() {
-            let policy = Policy::load(&config.security_for(&lc)).map_err(ServerError::Policy)?;
+            let policy =
+                Policy::load(&config.security_for(&lc), &broker).map_err(ServerError::Policy)?;
             let mut ctx = ListenerCtx::new(index, &lc, config, policy, Arc::clone(&admission));
             ctx.tls = tls::build(&lc, &ctx.policy)
                 .map_err(ServerError::Tls)?

@@ -96,6 +96,8 @@ pub struct SessionState {
     /// Messages dropped since the queue was last empty: the first drop of an episode is
     /// logged (as Mosquitto does), not every one.
     pub dropped: u64,
+    /// The generation of a connection dynamic security has told to close (0 = none).
+    pub kicked: u64,
 }
 
 impl SessionState {
@@ -175,6 +177,14 @@ impl Session {
 
     pub fn set_identity(&self, identity: Identity) {
         self.identity.store(Some(Arc::new(identity)));
+    }
+
+    /// The username the session's client logged in with.
+    pub fn username(&self) -> Option<Arc<str>> {
+        self.identity
+            .load()
+            .as_ref()
+            .and_then(|id| id.username.clone())
     }
 
     /// Whether this session's client may do `access` on `topic` under its listener's

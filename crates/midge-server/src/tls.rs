@@ -406,10 +406,7 @@ fn psk_username<S>(stream: &SslStream<S>) -> Result<String, &'static str> {
         .ok_or("the client did not use a pre-shared key")
 }
 
-fn cert_username<S>(
-    stream: &SslStream<S>,
-    mode: CertUsername,
-) -> Result<String, &'static str> {
+fn cert_username<S>(stream: &SslStream<S>, mode: CertUsername) -> Result<String, &'static str> {
     let cert = stream
         .ssl()
         .peer_certificate()

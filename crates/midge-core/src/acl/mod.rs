@@ -54,6 +54,9 @@ pub enum Access {
     Write,
     /// The client subscribes to this topic filter. Always allowed by an ACL file.
     Subscribe,
+    /// The client unsubscribes from this topic filter. Always allowed by an ACL file;
+    /// dynamic security roles can deny it.
+    Unsubscribe,
 }
 
 /// A parsed `acl_file`: immutable, cheap to share behind an `Arc`.
@@ -138,7 +141,7 @@ impl AclFile {
             return false;
         }
         let bit = match access {
-            Access::Subscribe => return true,
+            Access::Subscribe | Access::Unsubscribe => return true,
             Access::Read => READ,
             Access::Write => WRITE,
         };
@@ -205,7 +208,7 @@ pub fn dollar_topic_allowed(topic: &str, access: Access) -> bool {
     if topic.starts_with("$SYS") {
         access != Access::Write || filter_matches("$SYS/broker/connection/+/state".bytes(), topic)
     } else if topic.starts_with("$share") {
-        access == Access::Subscribe
+        matches!(access, Access::Subscribe | Access::Unsubscribe)
     } else {
         true
     }
@@ -734,11 +737,13 @@ mod tests {
             {
                 return false;
             }
-            if topic_name.starts_with("$share") && access != Access::Subscribe {
+            if topic_name.starts_with("$share")
+                && !matches!(access, Access::Subscribe | Access::Unsubscribe)
+            {
                 return false;
             }
             let bit = match access {
-                Access::Subscribe => return true,
+                Access::Subscribe | Access::Unsubscribe => return true,
                 Access::Read => 1,
                 Access::Write => 2,
             };

@@ -498,6 +498,27 @@ impl<'r> Parser<'r> {
     fn finish(mut self) -> Result<Config, ConfigError> {
         self.resolve_default_listener()?;
         self.check_listeners()?;
+        let plugins = self
+            .config
+            .security
+            .plugins
+            .iter()
+            .chain(&self.config.loaded_plugins)
+            .chain(
+                self.config
+                    .listeners
+                    .iter()
+                    .flat_map(|l| &l.security.plugins),
+            );
+        for plugin in plugins {
+            plugin
+                .dynamic_security_file()
+                .map_err(|message| ConfigError {
+                    file: plugin.file.clone(),
+                    line: plugin.line,
+                    message,
+                })?;
+        }
         for bridge in &self.config.bridges {
             bridge::check(bridge).map_err(|message| ConfigError {
                 file: bridge.file.clone(),

@@ -59,9 +59,7 @@ use Later::{Issue, Unscheduled};
 use Scope::{Bridge, Global, Listener, ListenerOnly, Plugin, Security as Sec, Structure as Struct};
 use Support::{Handled, Ignored, NotYet};
 
-/// Dynamic security and plugins land in issue 6, persistence and `$SYS` in issue 7,
-/// bridges in issue 8.
-const PLUGINS: Later = Issue(6);
+/// Persistence and `$SYS` land in issue 7, bridges in issue 8.
 const BRIDGES: Later = Issue(8);
 
 /// One option: name, scope, support.
@@ -88,7 +86,7 @@ pub(crate) static OPTIONS: &[Entry] = &[
         Sec,
         Handled(security::allow_zero_length_clientid),
     ),
-    ("auth_plugin", Sec, NotYet(security::plugin, PLUGINS)),
+    ("auth_plugin", Sec, Handled(security::plugin)),
     (
         "auth_plugin_deny_special_chars",
         Plugin,
@@ -250,11 +248,7 @@ pub(crate) static OPTIONS: &[Entry] = &[
         Global,
         Ignored(general::global_max),
     ),
-    (
-        "global_plugin",
-        Global,
-        NotYet(security::global_plugin, PLUGINS),
-    ),
+    ("global_plugin", Global, Handled(security::global_plugin)),
     ("http_dir", Listener, Handled(listener::http_dir)),
     (
         "idle_timeout",
@@ -408,17 +402,9 @@ pub(crate) static OPTIONS: &[Entry] = &[
         Handled(general::persistent_client_expiration),
     ),
     ("pid_file", Global, Ignored(general::pid_file)),
-    ("plugin", Sec, NotYet(security::plugin, PLUGINS)),
-    (
-        "plugin_load",
-        Global,
-        NotYet(security::plugin_load, PLUGINS),
-    ),
-    (
-        "plugin_use",
-        ListenerOnly,
-        NotYet(security::plugin_use, PLUGINS),
-    ),
+    ("plugin", Sec, Handled(security::plugin)),
+    ("plugin_load", Global, Handled(security::plugin_load)),
+    ("plugin_use", ListenerOnly, Handled(security::plugin_use)),
     ("port", Struct, Handled(listener::port)),
     ("protocol", Listener, Handled(listener::protocol)),
     (
@@ -531,8 +517,8 @@ pub(crate) static OPTIONS: &[Entry] = &[
 
 /// Option families named by prefix (`plugin_opt_<key>`); the key is the plugin's business.
 pub(crate) static PREFIXED: &[Entry] = &[
-    ("auth_opt_", Plugin, NotYet(security::plugin_opt, PLUGINS)),
-    ("plugin_opt_", Plugin, NotYet(security::plugin_opt, PLUGINS)),
+    ("auth_opt_", Plugin, Handled(security::plugin_opt)),
+    ("plugin_opt_", Plugin, Handled(security::plugin_opt)),
 ];
 
 /// The entry for `name`; for a prefixed family the entry's name is the prefix. `None` = not
@@ -580,7 +566,7 @@ mod tests {
     fn prefixed_families() {
         assert!(matches!(
             lookup("plugin_opt_config_file"),
-            Some((_, Plugin, NotYet(_, PLUGINS)))
+            Some((_, Plugin, Handled(_)))
         ));
         assert!(matches!(
             lookup("auth_opt_db_host"),

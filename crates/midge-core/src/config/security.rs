@@ -60,6 +60,53 @@ pub struct PluginConfig {
     pub deny_special_chars: bool,
     /// Line of the `plugin` option.
     pub line: usize,
+    /// File holding [`PluginConfig::line`]: the main file or one read by `include_dir`.
+    pub file: String,
+}
+
+/// File names of Mosquitto's dynamic security plugin, which Midge implements itself.
+const DYNSEC_LIBRARIES: [&str; 3] = [
+    "mosquitto_dynamic_security.so",
+    "mosquitto_dynamic_security.dll",
+    "mosquitto_dynamic_security.dylib",
+];
+
+impl PluginConfig {
+    /// The value of `plugin_opt_<key>` (or `auth_opt_<key>`); the last one wins, as in
+    /// Mosquitto.
+    pub fn option(&self, key: &str) -> Option<&str> {
+        self.options
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Whether the path names Mosquitto's dynamic security plugin, in whatever directory
+    /// and with a `lib` prefix or not, so existing configurations move over unchanged.
+    pub fn is_dynamic_security(&self) -> bool {
+        let name = self.path.rsplit(['/', '\\']).next().unwrap_or_default();
+        let name = name.strip_prefix("lib").unwrap_or(name);
+        DYNSEC_LIBRARIES.contains(&name)
+    }
+
+    /// The dynamic security JSON file this plugin line configures, or why the line cannot
+    /// be honoured (another plugin, or no `plugin_opt_config_file`).
+    pub fn dynamic_security_file(&self) -> Result<&str, String> {
+        if !self.is_dynamic_security() {
+            return Err(format!(
+                "plugin '{}': only Mosquitto's dynamic security plugin (mosquitto_dynamic_security.so) is supported, and it is built in; Midge loads no other plugins",
+                self.path.escape_debug()
+            ));
+        }
+        match self.option("config_file") {
+            Some(file) if !file.is_empty() => Ok(file),
+            _ => Err(format!(
+                "plugin '{}': plugin_opt_config_file is required by the dynamic security plugin",
+                self.path.escape_debug()
+            )),
+        }
+    }
 }
 
 /// The security settings that apply to clients of one listener, defaults applied.
@@ -326,8 +373,9 @@ pub(crate) fn check_retain_source(parser: &mut Parser<'_>, line: &Line<'_>) -> R
     Ok(())
 }
 
-fn new_plugin(line: &Line<'_>, path: &str, name: Option<&str>) -> PluginConfig {
+fn new_plugin(file: &str, line: &Line<'_>, path: &str, name: Option<&str>) -> PluginConfig {
     PluginConfig {
+        file: file.to_owned(),
         path: path.to_owned(),
         name: name.map(str::to_owned),
         options: Vec::new(),
@@ -340,8 +388,9 @@ fn new_plugin(line: &Line<'_>, path: &str, name: Option<&str>) -> PluginConfig {
 pub(crate) fn plugin(parser: &mut Parser<'_>, line: &Line<'_>) -> Result<(), String> {
     let target = security_target(parser, line)?;
     let path = parser.string(line)?;
+    let file = parser.file().to_owned();
     let plugins = &mut options_mut(parser, target).plugins;
-    plugins.push(new_plugin(line, &path, None));
+    plugins.push(new_plugin(&file, line, &path, None));
     let index = plugins.len() - 1;
     let plugin = match target {
         Target::Listener(listener) => PluginRef::Security {
@@ -362,8 +411,9 @@ pub(crate) fn plugin(parser: &mut Parser<'_>, line: &Line<'_>) -> Result<(), Str
 pub(crate) fn global_plugin(parser: &mut Parser<'_>, line: &Line<'_>) -> Result<(), String> {
     parser.note_security_option(line);
     let path = parser.string(line)?;
+    let file = parser.file().to_owned();
     let plugins = &mut parser.config.security.plugins;
-    plugins.push(new_plugin(line, &path, None));
+    plugins.push(new_plugin(&file, line, &path, None));
     let index = plugins.len() - 1;
     parser.set_plugin(PluginRef::Security {
         listener: None,
@@ -386,10 +436,11 @@ pub(crate) fn plugin_load(parser: &mut Parser<'_>, line: &Line<'_>) -> Result<()
     {
         return Err(line.invalid(format!("duplicate plugin name '{name}'")));
     }
+    let file = parser.file().to_owned();
     parser
         .config
         .loaded_plugins
-        .push(new_plugin(line, path, Some(name)));
+        .push(new_plugin(&file, line, path, Some(name)));
     let index = parser.config.loaded_plugins.len() - 1;
     parser.set_plugin(PluginRef::Loaded(index));
     Ok(())

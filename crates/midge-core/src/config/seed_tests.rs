@@ -214,12 +214,12 @@ per_listener_settings false
 plugin path/to/mosquitto_dynamic_security.so
 plugin_opt_config_file path/to/dynamic-security.json
 ";
-    assert_eq!(
-        err(text),
-        "mosquitto.conf:2: option 'plugin' is not supported yet"
-    );
     let config = kept(text);
     let plugin = &config.security.plugins[0];
+    assert_eq!(
+        plugin.dynamic_security_file(),
+        Ok("path/to/dynamic-security.json")
+    );
     assert_eq!(plugin.path, "path/to/mosquitto_dynamic_security.so");
     assert_eq!(
         plugin.options,

@@ -1021,13 +1021,15 @@ fn local_only_mode_allows_anonymous_unless_told_otherwise() {
 fn plugins_are_kept_per_scope() {
     let config = kept(
         "per_listener_settings true\n\
-                       global_plugin /usr/lib/global.so\n\
+                       global_plugin /usr/lib/global/mosquitto_dynamic_security.so\n\
                        plugin_opt_a 1\n\
+                       plugin_opt_config_file /g.json\n\
                        plugin_load dynsec /usr/lib/mosquitto_dynamic_security.so\n\
                        plugin_opt_config_file /var/lib/dynsec.json\n\
                        listener 1883\n\
-                       plugin /usr/lib/one.so\n\
+                       plugin /usr/lib/one/libmosquitto_dynamic_security.so\n\
                        auth_opt_key some value\n\
+                       auth_opt_config_file /one.json\n\
                        auth_plugin_deny_special_chars false\n\
                        listener 1884\n\
                        plugin_use dynsec\n",
@@ -1035,7 +1037,10 @@ fn plugins_are_kept_per_scope() {
     assert_eq!(config.security.plugins.len(), 1);
     assert_eq!(
         config.security.plugins[0].options,
-        [("a".to_owned(), "1".to_owned())]
+        [
+            ("a".to_owned(), "1".to_owned()),
+            ("config_file".to_owned(), "/g.json".to_owned())
+        ]
     );
     assert_eq!(config.loaded_plugins[0].name.as_deref(), Some("dynsec"));
     assert_eq!(
@@ -1045,22 +1050,63 @@ fn plugins_are_kept_per_scope() {
     let one = config.security_for(&config.listeners[0]).plugins;
     assert_eq!(
         one.iter().map(|p| p.path.as_str()).collect::<Vec<_>>(),
-        ["/usr/lib/global.so", "/usr/lib/one.so"]
+        [
+            "/usr/lib/global/mosquitto_dynamic_security.so",
+            "/usr/lib/one/libmosquitto_dynamic_security.so"
+        ]
     );
     assert_eq!(
         one[1].options,
-        [("key".to_owned(), "some value".to_owned())]
+        [
+            ("key".to_owned(), "some value".to_owned()),
+            ("config_file".to_owned(), "/one.json".to_owned())
+        ]
     );
+    assert_eq!(one[1].dynamic_security_file(), Ok("/one.json"));
     assert!(!one[1].deny_special_chars);
     assert!(one[0].deny_special_chars);
     let two = config.security_for(&config.listeners[1]).plugins;
     assert_eq!(
         two.iter().map(|p| p.path.as_str()).collect::<Vec<_>>(),
         [
-            "/usr/lib/global.so",
+            "/usr/lib/global/mosquitto_dynamic_security.so",
             "/usr/lib/mosquitto_dynamic_security.so"
         ]
     );
+}
+
+#[test]
+fn only_the_dynamic_security_plugin_is_accepted_and_it_needs_its_file() {
+    let other = "plugin '/usr/lib/p.so': only Mosquitto's dynamic security plugin (mosquitto_dynamic_security.so) is supported, and it is built in; Midge loads no other plugins";
+    assert_eq!(err("plugin /usr/lib/p.so"), format!("test.conf:1: {other}"));
+    assert_eq!(
+        err("auth_plugin /usr/lib/p.so"),
+        format!("test.conf:1: {other}")
+    );
+    assert_eq!(
+        err("global_plugin /usr/lib/p.so"),
+        format!("test.conf:1: {other}")
+    );
+    assert_eq!(
+        err("listener 1\nplugin_load p /usr/lib/p.so"),
+        format!("test.conf:2: {other}")
+    );
+    assert_eq!(
+        err("listener 1\nplugin /usr/lib/mosquitto_dynamic_security.so\n"),
+        "test.conf:2: plugin '/usr/lib/mosquitto_dynamic_security.so': plugin_opt_config_file is required by the dynamic security plugin"
+    );
+    for path in [
+        "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so",
+        "C:\\Program Files\\mosquitto\\mosquitto_dynamic_security.dll",
+        "mosquitto_dynamic_security.so",
+    ] {
+        let config = ok(&format!("plugin {path}\nplugin_opt_config_file /d.json\n"));
+        assert_eq!(
+            config.security.plugins[0].dynamic_security_file(),
+            Ok("/d.json"),
+            "{path}"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1071,10 +1117,6 @@ fn plugins_are_kept_per_scope() {
 fn options_not_supported_yet_are_refused_after_their_value_is_checked() {
     // A valid value: refused by name.
     let cases: &[(&str, &str)] = &[
-        ("plugin /usr/lib/p.so", "plugin"),
-        ("auth_plugin /usr/lib/p.so", "auth_plugin"),
-        ("global_plugin /usr/lib/p.so", "global_plugin"),
-        ("plugin_load p /usr/lib/p.so", "plugin_load"),
         (
             "listener 1\naccept_protocol_versions 4, 5",
             "accept_protocol_versions",

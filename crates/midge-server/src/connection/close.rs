@@ -25,6 +25,9 @@ pub enum Close {
     KeepAlive,
     /// Another connection took the session (or discarded it with a clean start).
     TakenOver,
+    /// Dynamic security closed it: the client was deleted or disabled, or its credentials
+    /// or roles changed.
+    Kicked,
     Shutdown,
 }
 
@@ -49,6 +52,7 @@ impl Close {
             Close::Violation { reason, .. } => Some(*reason),
             Close::KeepAlive => Some(reason::KEEP_ALIVE_TIMEOUT),
             Close::TakenOver => Some(reason::SESSION_TAKEN_OVER),
+            Close::Kicked => Some(reason::ADMINISTRATIVE_ACTION),
             Close::Shutdown => Some(reason::SERVER_SHUTTING_DOWN),
             Close::PeerClosed | Close::Disconnected { .. } | Close::Io(_) => None,
         }
@@ -116,6 +120,9 @@ impl Connection {
                 tracing::info!("Client {id} has exceeded timeout, disconnecting.")
             }
             Close::TakenOver => tracing::debug!("Client {id} replaced by a new connection."),
+            Close::Kicked => {
+                tracing::info!("Client {id} disconnected by administrative action.")
+            }
             Close::Shutdown => tracing::debug!("Client {id} disconnected: server shutting down."),
         }
     }

@@ -270,7 +270,7 @@ async fn handle_connect(
         }
     }
 
-    if from_cert.is_none() && !authenticate(&broker, &policy, &connect).await {
+    if from_cert.is_none() && !authenticate(&broker, &policy, &connect, &client_id).await {
         // Mosquitto answers "not authorised" whether or not a username was given, so that
         // the answer does not tell which usernames exist.
         refuse(&mut stream, version, &NOT_AUTHORISED, &who).await;
@@ -455,27 +455,31 @@ fn mosquitto_protocol_number(v: ProtocolVersion) -> u8 {
     }
 }
 
-/// Mosquitto's rules: a client with a username must match the password file when there
-/// is one; without a password file a username is accepted only where anonymous clients
-/// are; a client without a username needs `allow_anonymous`. Hashing (PBKDF2, argon2id)
-/// runs off the I/O threads behind a limit, and unknown users cost the same as known ones.
-async fn authenticate(broker: &Broker, policy: &Arc<Policy>, connect: &Connect) -> bool {
+/// Mosquitto's rules: a client with a username must be vouched for by the password file or
+/// dynamic security when either is configured; without them a username is accepted only
+/// where anonymous clients are; a client without a username needs `allow_anonymous`.
+/// Hashing (PBKDF2, argon2id) runs off the I/O threads behind a limit, and unknown users
+/// cost the same as known ones.
+async fn authenticate(
+    broker: &Broker,
+    policy: &Arc<Policy>,
+    connect: &Connect,
+    client_id: &Arc<str>,
+) -> bool {
     let Some(username) = connect.username.clone() else {
         return policy.allow_anonymous;
     };
-    if policy.passwords.is_none() {
+    if !policy.checks_passwords() {
         return policy.allow_anonymous;
     }
-    let password = connect.password.clone().unwrap_or_default();
+    let password = connect.password.clone();
     let policy = Arc::clone(policy);
+    let client_id = Arc::clone(client_id);
     let Ok(_permit) = broker.hashing.acquire().await else {
         return false;
     };
     tokio::task::spawn_blocking(move || {
-        policy
-            .passwords
-            .as_ref()
-            .is_some_and(|pf| pf.verify(&username, &password))
+        policy.verify_login(&username, password.as_deref(), &client_id)
     })
     .await
     .unwrap_or(false)

@@ -131,6 +131,16 @@ impl Connection {
         {
             return reason::PAYLOAD_FORMAT_INVALID;
         }
+        if topic.starts_with("$CONTROL/") {
+            // Requests to the broker's control endpoints are consumed, never routed, as
+            // in Mosquitto; the answer comes on the endpoint's response topic.
+            if &*topic == midge_core::dynsec::CONTROL_TOPIC {
+                if let Some(dynsec) = &self.listener.policy.get().dynsec {
+                    dynsec.submit(&self.client_id, self.username.as_ref(), payload);
+                }
+            }
+            return reason::SUCCESS;
+        }
         let now = Instant::now();
         let mut msg = Message::new(
             topic,

@@ -327,7 +327,7 @@ mod size_probe {
             0,
             &lc,
             &config,
-            crate::policy::Policy::load(&config.security_for(&lc)).unwrap(),
+            crate::policy::Policy::load(&config.security_for(&lc), &broker).unwrap(),
             Arc::new(crate::admission::Admission::new(None)),
         ));
         let slot = ctx.try_open().unwrap();

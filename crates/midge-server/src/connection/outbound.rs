@@ -21,6 +21,9 @@ impl Connection {
             session.wake.notify_one();
             return Err(Close::TakenOver);
         }
+        if st.kicked == self.generation {
+            return Err(Close::Kicked);
+        }
         let window = usize::from(
             self.broker
                 .settings

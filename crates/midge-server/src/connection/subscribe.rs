@@ -113,8 +113,16 @@ impl Connection {
 
     pub(super) fn on_unsubscribe(&mut self, u: Unsubscribe) {
         let mut codes = Vec::with_capacity(u.filters.len());
+        let policy = self.listener.policy.get();
         for f in &u.filters {
             let filter = self.mounted(f);
+            // Dynamic security roles can deny unsubscribing (the subscription stays).
+            let user = self.username.as_deref();
+            if !policy.may(user, &self.client_id, &filter, Access::Unsubscribe) {
+                tracing::info!("Denied UNSUBSCRIBE from {} on '{filter}'.", self.who());
+                codes.push(reason::NOT_AUTHORIZED);
+                continue;
+            }
             let existed = self.broker.unsubscribe(&self.session, &filter);
             self.session.state.lock().subscriptions.remove(&filter);
             codes.push(if existed {
