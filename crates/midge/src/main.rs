@@ -1,5 +1,6 @@
 //! `midge`: the broker, with Mosquitto's command line.
 
+mod ctrl;
 mod passwd;
 
 use std::path::PathBuf;
@@ -37,6 +38,10 @@ fn main() -> ExitCode {
     // before clap sees (and rejects) its options.
     if std::env::args_os().nth(1).is_some_and(|a| a == "passwd") {
         return passwd::main(std::env::args_os().skip(2).collect());
+    }
+    // `midge ctrl ...` is mosquitto_ctrl's command line.
+    if std::env::args_os().nth(1).is_some_and(|a| a == "ctrl") {
+        return ctrl::main(std::env::args_os().skip(2).collect());
     }
     let cli = Cli::parse();
     tracing_subscriber::fmt()
