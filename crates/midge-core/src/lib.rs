@@ -11,6 +11,7 @@ mod inline_stack;
 pub mod password;
 pub mod psk;
 pub mod retained;
+pub mod systree;
 pub mod topic;
 pub mod trie;
 

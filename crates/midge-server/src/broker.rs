@@ -17,6 +17,7 @@ use midge_proto::QoS;
 use parking_lot::{Mutex, RwLock};
 
 use crate::message::Message;
+use crate::metrics::Counter;
 use crate::session::{Delivery, Session, SubEntry};
 use crate::settings::Settings;
 
@@ -96,6 +97,10 @@ pub struct Broker {
     reloadable: Reloadable,
     /// Dynamic security instances, by file.
     pub dynsec: crate::dynsec::Registry,
+    /// What `$SYS` and `/metrics` report.
+    pub metrics: crate::metrics::Counters,
+    /// When the broker started, for `$SYS/broker/uptime`.
+    pub started: Instant,
 }
 
 #[derive(Debug)]
@@ -143,6 +148,8 @@ impl Broker {
             connections: AtomicUsize::new(0),
             reloadable,
             dynsec: crate::dynsec::Registry::default(),
+            metrics: crate::metrics::Counters::default(),
+            started: Instant::now(),
             hashing: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
             ),
@@ -261,6 +268,7 @@ impl Broker {
                 };
                 if idle && !broker.is_replaced(&session) {
                     broker.end_session(&session);
+                    broker.metrics.add(Counter::SessionsExpired, 1);
                 }
             });
         }
@@ -324,6 +332,56 @@ impl Broker {
         for f in filters {
             trie.remove(f, &key);
         }
+    }
+
+    /// The counters and gauges `$SYS` and `/metrics` report. Walks every session: called
+    /// every `sys_interval` seconds or per scrape, not per message.
+    pub fn sample(&self) -> midge_core::systree::Sample {
+        let m = &self.metrics;
+        let mut s = midge_core::systree::Sample {
+            uptime: self.started.elapsed().as_secs(),
+            connected: m.connected(),
+            maximum: m.maximum(),
+            expired: m.get(Counter::SessionsExpired),
+            sockets: m.get(Counter::Sockets),
+            connections: m.get(Counter::Connections),
+            packets_received: m.get(Counter::PacketsReceived),
+            packets_sent: m.get(Counter::PacketsSent),
+            bytes_received: m.get(Counter::BytesReceived),
+            bytes_sent: m.get(Counter::BytesSent),
+            publish_received: m.get(Counter::PublishReceived),
+            publish_sent: m.get(Counter::PublishSent),
+            publish_dropped: m.get(Counter::PublishDropped),
+            publish_bytes_received: m.get(Counter::PublishBytesReceived),
+            publish_bytes_sent: m.get(Counter::PublishBytesSent),
+            ..Default::default()
+        };
+        let sessions: Vec<Arc<Session>> = self.sessions.lock().values().cloned().collect();
+        for session in sessions {
+            let st = session.state.lock();
+            if st.ended {
+                continue;
+            }
+            if st.generation == 0 {
+                s.disconnected += 1;
+            }
+            s.subscriptions += st.subscriptions.len() as u64;
+            s.shared_subscriptions += st
+                .subscriptions
+                .keys()
+                .filter(|f| f.starts_with("$share/"))
+                .count() as u64;
+            s.messages_stored += (st.queue.len() + st.inflight.len()) as u64;
+            s.messages_stored_bytes += (st.queued_bytes + st.inflight_bytes) as u64;
+        }
+        let retained = self.retained.read();
+        s.retained = retained.len() as u64;
+        let mut retained_bytes = 0;
+        retained.for_each_match("#", |_, m| retained_bytes += m.payload.len() as u64);
+        retained.for_each_match("$SYS/#", |_, m| retained_bytes += m.payload.len() as u64);
+        s.messages_stored += s.retained;
+        s.messages_stored_bytes += retained_bytes;
+        s
     }
 
     /// Closes the connections of clients logged in as `username` (dynamic security: the
@@ -513,6 +571,7 @@ impl Broker {
             }
             // ACL read check per subscriber, per message, as Mosquitto makes it.
             if !first.session.may(&msg.topic, midge_core::acl::Access::Read) {
+                self.metrics.add(Counter::AclDenials, 1);
                 i = j;
                 continue;
             }
@@ -533,6 +592,8 @@ impl Broker {
             };
             if first.session.push(delivery, self.settings.queue, now) {
                 delivered += 1;
+            } else {
+                self.metrics.add(Counter::PublishDropped, 1);
             }
             i = j;
         }

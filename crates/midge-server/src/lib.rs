@@ -16,10 +16,12 @@ pub mod dynsec;
 mod listener;
 pub mod listener_ctx;
 pub mod message;
+pub mod metrics;
 pub mod policy;
 pub mod session;
 pub mod settings;
 mod stream;
+mod systree;
 pub mod tls;
 mod websocket;
 

@@ -12,6 +12,7 @@ use crate::admission::Admission;
 use crate::broker::Broker;
 use crate::connection::{self, Transport};
 use crate::listener_ctx::ListenerCtx;
+use crate::metrics::Counter;
 use crate::policy::Policy;
 use crate::settings::Settings;
 use crate::stream::Stream;
@@ -248,6 +249,11 @@ impl Server {
                 }
             }
         }
+        tasks.push(tokio::spawn(crate::systree::run(
+            Arc::clone(&self.broker),
+            self.broker.settings.sys_interval,
+            self.handle.shutdown.subscribe(),
+        )));
         let mut shutdown = self.handle.shutdown.subscribe();
         while !*shutdown.borrow_and_update() {
             if shutdown.changed().await.is_err() {
@@ -295,6 +301,7 @@ async fn accept_tcp(
                     );
                     continue;
                 };
+                broker.metrics.add(Counter::Sockets, 1);
                 // Midge batches its writes itself; Nagle would only add delay.
                 let _ = stream.set_nodelay(true);
                 if broker.settings.connection_messages {
@@ -341,6 +348,7 @@ async fn accept_tcp(
                                 }
                             }
                             Err(why) => {
+                                broker.metrics.add(Counter::TlsHandshakeFailures, 1);
                                 tracing::info!("TLS handshake with {peer} failed: {why}.");
                                 return;
                             }
@@ -402,6 +410,7 @@ async fn accept_unix(
                     tracing::info!("Connection refused: max_connections reached on {path}.");
                     continue;
                 };
+                broker.metrics.add(Counter::Sockets, 1);
                 if broker.settings.connection_messages {
                     tracing::info!("New connection from {path} on port 0.");
                 }
@@ -423,6 +432,7 @@ async fn accept_unix(
                             .map(|s| s.map(Stream::Unix)),
                         (Some(tls), ws) => match tls::handshake(&tls, stream, timeout).await {
                             Err(why) => {
+                                broker.metrics.add(Counter::TlsHandshakeFailures, 1);
                                 tracing::info!("TLS handshake on {path} failed: {why}.");
                                 return;
                             }

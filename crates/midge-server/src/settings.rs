@@ -34,6 +34,8 @@ pub struct Settings {
     pub upgrade_outgoing_qos: bool,
     /// `connection_messages`: log connects and disconnects.
     pub connection_messages: bool,
+    /// `sys_interval`: seconds between `$SYS` updates; 0 = no `$SYS` tree.
+    pub sys_interval: u16,
     pub retain_available: bool,
     /// `check_retain_source`: a retained message is sent on subscribe only while its
     /// publisher may still write to its topic.
@@ -70,6 +72,7 @@ impl Settings {
             max_inflight_bytes: config.max_inflight_bytes,
             upgrade_outgoing_qos: config.upgrade_outgoing_qos,
             connection_messages: config.connection_messages,
+            sys_interval: config.sys_interval,
             queue: QueueLimits {
                 max_messages: config.max_queued_messages,
                 max_bytes: config.max_queued_bytes,

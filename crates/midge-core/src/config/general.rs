@@ -263,7 +263,7 @@ pub(crate) fn retry_interval(parser: &mut Parser<'_>, line: &Line<'_>) -> Result
     Ok(())
 }
 
-/// `sys_interval`: kept until the `$SYS` tree exists (issue 7).
+/// `sys_interval`: seconds between `$SYS` updates (0 = none).
 pub(crate) fn sys_interval(parser: &mut Parser<'_>, line: &Line<'_>) -> Result<(), String> {
     parser.config.sys_interval = line.integer_in(0..=u16::MAX)?;
     Ok(())

@@ -148,7 +148,7 @@ pub struct Config {
     pub connection_messages: bool,
     /// `log_*` options (issue 7).
     pub logging: LoggingOptions,
-    /// `sys_interval` (default 10, 0 = off): seconds between `$SYS` updates (issue 7).
+    /// `sys_interval` (default 10, 0 = off): seconds between `$SYS` updates.
     pub sys_interval: u16,
     /// `user`: account to switch to when started as root (issue 7).
     pub user: Option<String>,

@@ -464,7 +464,7 @@ pub(crate) static OPTIONS: &[Entry] = &[
     ("set_tcp_nodelay", Global, Handled(general::set_tcp_nodelay)),
     ("socket_domain", Listener, Handled(listener::socket_domain)),
     ("start_type", Bridge, NotYet(bridge::start_type, BRIDGES)),
-    ("sys_interval", Global, Ignored(general::sys_interval)),
+    ("sys_interval", Global, Handled(general::sys_interval)),
     ("threshold", Bridge, NotYet(bridge::threshold, BRIDGES)),
     ("tls_engine", Listener, Handled(tls::tls_engine)),
     (

@@ -7,6 +7,7 @@ use bytes::Buf;
 use midge_proto::{reason, DecodeError, Disconnect, Packet, Properties};
 
 use super::{Connection, CLOSE_FLUSH};
+use crate::metrics::Counter;
 
 #[derive(Debug)]
 pub enum Close {
@@ -72,6 +73,7 @@ impl Connection {
     /// the session and will back to the broker.
     pub(super) async fn finish(mut self, close: Close) {
         self.log_close(&close);
+        self.broker.metrics.client_disconnected();
         if self.version.is_v5() {
             if let Some(code) = close.server_reason() {
                 self.send(&Packet::Disconnect(Disconnect {
@@ -96,7 +98,10 @@ impl Connection {
         while !self.wbuf.is_empty() {
             self.stream.writable().await?;
             match self.stream.try_write(&self.wbuf) {
-                Ok(n) => self.wbuf.advance(n),
+                Ok(n) => {
+                    self.wbuf.advance(n);
+                    self.broker.metrics.add(Counter::BytesSent, n as u64);
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                 Err(e) => return Err(e),
             }

@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use super::close::REFUSE_FLUSH;
 use super::{frame, ClientLimits, Connection, Transport};
 use crate::broker::{Broker, PendingWill};
+use crate::metrics::Counter;
 use crate::policy::Policy;
 use crate::session::Identity;
 use crate::settings::{MQTT_MAX_PACKET, PRE_CONNECT_MAX_PACKET};
@@ -226,6 +227,7 @@ async fn handle_connect(
         Some(Ok(name)) => Some(name),
         Some(Err(why)) => {
             tracing::info!("Client {who}: {why}.");
+            broker.metrics.add(Counter::AuthFailures, 1);
             refuse(&mut stream, version, &BAD_CREDENTIALS, &who).await;
             return None;
         }
@@ -271,6 +273,7 @@ async fn handle_connect(
     }
 
     if from_cert.is_none() && !authenticate(&broker, &policy, &connect, &client_id).await {
+        broker.metrics.add(Counter::AuthFailures, 1);
         // Mosquitto answers "not authorised" whether or not a username was given, so that
         // the answer does not tell which usernames exist.
         refuse(&mut stream, version, &NOT_AUTHORISED, &who).await;
@@ -406,6 +409,9 @@ async fn handle_connect(
     }
     conn.send(&Packet::ConnAck(ack));
     conn.resend_inflight();
+    broker.metrics.add(Counter::Connections, 1);
+    // Paired with `client_disconnected` in `Connection::finish`.
+    broker.metrics.client_connected();
 
     let user = username
         .as_deref()

@@ -8,10 +8,14 @@ use midge_proto::{reason, Packet, PubResp, Publish, QoS};
 
 use super::{Close, Connection};
 use crate::message::Message;
+use crate::metrics::Counter;
 use crate::session::OutState;
 
 impl Connection {
     pub(super) fn on_publish(&mut self, p: Publish) -> Result<(), Close> {
+        let metrics = &self.broker.metrics;
+        metrics.add(Counter::PublishReceived, 1);
+        metrics.add(Counter::PublishBytesReceived, p.payload.len() as u64);
         let settings = &self.broker.settings;
         let mut topic = p.topic;
         if let Some(alias) = p.properties.topic_alias {
@@ -124,6 +128,7 @@ impl Connection {
             )
         });
         if !allowed {
+            self.broker.metrics.add(Counter::AclDenials, 1);
             tracing::info!("Denied PUBLISH from {} on '{}'.", self.who(), &*topic);
             return reason::NOT_AUTHORIZED;
         }

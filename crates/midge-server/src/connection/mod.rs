@@ -25,6 +25,7 @@ use tokio::sync::watch;
 
 use crate::broker::{Broker, PendingWill};
 use crate::listener_ctx::{ListenerCtx, Slot};
+use crate::metrics::Counter;
 use crate::session::Session;
 use crate::stream::Stream;
 
@@ -205,6 +206,7 @@ impl Connection {
         };
         self.last_activity = Instant::now();
         let max = self.broker.settings.max_packet_size;
+        self.broker.metrics.add(Counter::BytesReceived, read as u64);
         while let Some((first_byte, body)) =
             frame::take(&mut self.rbuf, max).map_err(Close::from_decode)?
         {
@@ -215,6 +217,7 @@ impl Connection {
                 midge_proto::Sender::Client,
             )
             .map_err(Close::from_decode)?;
+            self.broker.metrics.add(Counter::PacketsReceived, 1);
             self.handle(packet)?;
         }
         // A light reader gives its buffer back, so that idle connections cost little
@@ -228,7 +231,10 @@ impl Connection {
     fn try_flush(&mut self) -> Result<(), Close> {
         while !self.wbuf.is_empty() {
             match self.stream.try_write(&self.wbuf) {
-                Ok(n) => self.wbuf.advance(n),
+                Ok(n) => {
+                    self.wbuf.advance(n);
+                    self.broker.metrics.add(Counter::BytesSent, n as u64);
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) => return Err(Close::Io(e)),
             }
@@ -242,6 +248,7 @@ impl Connection {
 
     fn send(&mut self, packet: &Packet) {
         encode_packet(packet, self.version, &mut self.wbuf);
+        self.broker.metrics.add(Counter::PacketsSent, 1);
     }
 
     fn handle(&mut self, packet: Packet) -> Result<(), Close> {

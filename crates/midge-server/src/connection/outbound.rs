@@ -9,6 +9,7 @@ use bytestring::ByteString;
 use midge_proto::{encode_publish, publish_len, OutgoingPublish, Packet, PubResp, QoS};
 
 use super::{Close, Connection, WRITE_HIGH_WATER};
+use crate::metrics::Counter;
 use crate::session::{Delivery, OutFlight, OutState};
 
 impl Connection {
@@ -31,6 +32,7 @@ impl Connection {
                 .min(self.limits.receive_maximum),
         );
         let now = Instant::now();
+        let (mut sent, mut sent_bytes) = (0u64, 0u64);
         while self.wbuf.len() < WRITE_HIGH_WATER {
             let Some(front) = st.queue.front() else {
                 break;
@@ -72,6 +74,8 @@ impl Connection {
             let alias = self.out_alias(&delivery.msg.topic);
             let out = self.outgoing(&delivery, alias, packet_id, false, now);
             encode_publish(&out, self.version, &mut self.wbuf);
+            sent += 1;
+            sent_bytes += delivery.msg.payload.len() as u64;
             if packet_id != 0 {
                 let state = if delivery.qos == QoS::AtLeastOnce {
                     OutState::AwaitPubAck
@@ -80,6 +84,12 @@ impl Connection {
                 };
                 st.add_inflight(packet_id, OutFlight { delivery, state });
             }
+        }
+        if sent != 0 {
+            let metrics = &self.broker.metrics;
+            metrics.add(Counter::PacketsSent, sent);
+            metrics.add(Counter::PublishSent, sent);
+            metrics.add(Counter::PublishBytesSent, sent_bytes);
         }
         Ok(())
     }

@@ -10,6 +10,7 @@ use midge_proto::{
 };
 
 use super::Connection;
+use crate::metrics::Counter;
 use crate::session::{Delivery, SubEntry};
 
 impl Connection {
@@ -37,6 +38,7 @@ impl Connection {
             let filter = self.mounted(&f.filter);
             let user = self.username.as_deref();
             if !policy.may(user, &self.client_id, &filter, Access::Subscribe) {
+                self.broker.metrics.add(Counter::AclDenials, 1);
                 tracing::info!("Denied SUBSCRIBE from {} to '{}'.", self.who(), filter);
                 codes.push(if self.version.is_v5() {
                     reason::NOT_AUTHORIZED
@@ -81,7 +83,9 @@ impl Connection {
                         continue;
                     }
                     // `check_retain_source`: the publisher must still be allowed to write it.
+                    // Messages the broker published itself (`$SYS`) have no publisher.
                     if self.broker.settings.check_retain_source
+                        && msg.publisher.is_some()
                         && !policy.may(
                             msg.publisher_username.as_deref(),
                             msg.publisher.as_deref().unwrap_or(""),
@@ -119,6 +123,7 @@ impl Connection {
             // Dynamic security roles can deny unsubscribing (the subscription stays).
             let user = self.username.as_deref();
             if !policy.may(user, &self.client_id, &filter, Access::Unsubscribe) {
+                self.broker.metrics.add(Counter::AclDenials, 1);
                 tracing::info!("Denied UNSUBSCRIBE from {} on '{filter}'.", self.who());
                 codes.push(reason::NOT_AUTHORIZED);
                 continue;
