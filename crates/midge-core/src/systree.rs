@@ -38,6 +38,11 @@ pub struct Sample {
     pub publish_dropped: u64,
     pub publish_bytes_received: u64,
     pub publish_bytes_sent: u64,
+    /// Beyond Mosquitto's tree, for `/metrics`: refused logins, ACL denials, failed TLS
+    /// handshakes since start.
+    pub auth_failures: u64,
+    pub acl_denials: u64,
+    pub tls_handshake_failures: u64,
 }
 
 /// The windows of Mosquitto's load averages, in seconds.
@@ -78,6 +83,14 @@ impl SysTree {
             previous: None,
             loads: [[0.0; 3]; RATES.len()],
         }
+    }
+
+    /// Every topic with its current text (load averages as of the last [`SysTree::update`]),
+    /// without touching what counts as changed: for the HTTP API.
+    pub fn current(&self, sample: &Sample) -> Vec<(String, String)> {
+        let mut all = self.values(sample);
+        self.push_loads(&mut all);
+        all
     }
 
     /// The topics whose text changed since the previous call (all of them the first time),
@@ -155,6 +168,10 @@ impl SysTree {
             }
         }
         self.previous = Some((now, sample.clone()));
+        self.push_loads(out);
+    }
+
+    fn push_loads(&self, out: &mut Vec<(String, String)>) {
         for (r, (name, _)) in RATES.iter().enumerate() {
             for (w, (_, window)) in WINDOWS.iter().enumerate() {
                 out.push((

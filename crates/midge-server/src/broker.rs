@@ -101,6 +101,8 @@ pub struct Broker {
     pub metrics: crate::metrics::Counters,
     /// When the broker started, for `$SYS/broker/uptime`.
     pub started: Instant,
+    /// What `$SYS` last published and the load averages, shared with the HTTP API.
+    pub systree: Mutex<midge_core::systree::SysTree>,
 }
 
 #[derive(Debug)]
@@ -150,6 +152,7 @@ impl Broker {
             dynsec: crate::dynsec::Registry::default(),
             metrics: crate::metrics::Counters::default(),
             started: Instant::now(),
+            systree: Mutex::new(midge_core::systree::SysTree::new(crate::systree::version())),
             hashing: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
             ),
@@ -354,6 +357,9 @@ impl Broker {
             publish_dropped: m.get(Counter::PublishDropped),
             publish_bytes_received: m.get(Counter::PublishBytesReceived),
             publish_bytes_sent: m.get(Counter::PublishBytesSent),
+            auth_failures: m.get(Counter::AuthFailures),
+            acl_denials: m.get(Counter::AclDenials),
+            tls_handshake_failures: m.get(Counter::TlsHandshakeFailures),
             ..Default::default()
         };
         let sessions: Vec<Arc<Session>> = self.sessions.lock().values().cloned().collect();

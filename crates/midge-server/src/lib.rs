@@ -13,6 +13,7 @@ mod admission;
 pub mod broker;
 mod connection;
 pub mod dynsec;
+pub mod http_api;
 mod listener;
 pub mod listener_ctx;
 pub mod message;
@@ -21,7 +22,7 @@ pub mod policy;
 pub mod session;
 pub mod settings;
 mod stream;
-mod systree;
+pub mod systree;
 pub mod tls;
 mod websocket;
 

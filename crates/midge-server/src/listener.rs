@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use crate::admission::Admission;
 use crate::broker::Broker;
 use crate::connection::{self, Transport};
+use crate::http_api::{self, ApiState, ListenerInfo};
 use crate::listener_ctx::ListenerCtx;
 use crate::metrics::Counter;
 use crate::policy::Policy;
@@ -63,6 +64,8 @@ pub struct Server {
     broker: Arc<Broker>,
     bound: Vec<Bound>,
     handle: ServerHandle,
+    /// What `protocol http_api` listeners serve.
+    api: Arc<ApiState>,
 }
 
 /// Controls a running server from outside: shutdown and reload.
@@ -119,6 +122,65 @@ impl ServerHandle {
             }
         }
         errors
+    }
+}
+
+/// Serves the HTTP API on one accepted connection, under TLS when the listener has it.
+async fn serve_api<S>(
+    stream: S,
+    tls: Option<Arc<tls::TlsContext>>,
+    ctx: Arc<ListenerCtx>,
+    api: Arc<ApiState>,
+    slot: crate::listener_ctx::Slot,
+    peer: String,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let _slot = slot;
+    let timeout = api.broker.settings.connect_timeout;
+    match tls {
+        None => http_api::serve(stream, api, ctx, false, timeout).await,
+        Some(tls) => match tls::handshake(&tls, stream, timeout).await {
+            Ok(accepted) => {
+                let certified = ctx.require_certificate;
+                http_api::serve(accepted.stream, api, ctx, certified, timeout).await;
+            }
+            Err(why) => {
+                api.broker.metrics.add(Counter::TlsHandshakeFailures, 1);
+                tracing::info!("TLS handshake with {peer} failed: {why}.");
+            }
+        },
+    }
+}
+
+/// How `/api/v1/listeners` shows a bound listener.
+fn listener_info(b: &Bound) -> ListenerInfo {
+    let protocol = if b.ctx.http_api {
+        "http_api"
+    } else if b.ctx.websockets.is_some() {
+        "websockets"
+    } else {
+        "mqtt"
+    };
+    let tls = b.ctx.tls.is_some();
+    match &b.socket {
+        Socketish::Tcp(l) => {
+            let addr = l.local_addr().ok();
+            ListenerInfo {
+                port: addr.map_or(b.ctx.port, |a| a.port()),
+                protocol,
+                bind_address: addr.map(|a| a.ip().to_string()),
+                socket_path: None,
+                tls,
+            }
+        }
+        Socketish::Unix(_, path) => ListenerInfo {
+            port: 0,
+            protocol,
+            bind_address: None,
+            socket_path: Some(path.clone()),
+            tls,
+        },
     }
 }
 
@@ -192,7 +254,12 @@ impl Server {
             return Err(ServerError::NoListener);
         }
         let (shutdown, _) = watch::channel(false);
+        let api = Arc::new(ApiState {
+            broker: Arc::clone(&broker),
+            listeners: bound.iter().map(listener_info).collect(),
+        });
         Ok(Server {
+            api,
             broker: Arc::clone(&broker),
             bound,
             handle: ServerHandle {
@@ -241,11 +308,15 @@ impl Server {
                             addr.port()
                         );
                     }
-                    tasks.push(tokio::spawn(accept_tcp(l, b.ctx, broker, shutdown)));
+                    let api = Arc::clone(&self.api);
+                    tasks.push(tokio::spawn(accept_tcp(l, b.ctx, broker, api, shutdown)));
                 }
                 Socketish::Unix(l, path) => {
                     tracing::info!("Opening unix listen socket on path {path}.");
-                    tasks.push(tokio::spawn(accept_unix(l, path, b.ctx, broker, shutdown)));
+                    let api = Arc::clone(&self.api);
+                    tasks.push(tokio::spawn(accept_unix(
+                        l, path, b.ctx, broker, api, shutdown,
+                    )));
                 }
             }
         }
@@ -276,6 +347,7 @@ async fn accept_tcp(
     listener: TcpListener,
     ctx: Arc<ListenerCtx>,
     broker: Arc<Broker>,
+    api: Arc<ApiState>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let port = ctx.port;
@@ -313,6 +385,17 @@ async fn accept_tcp(
                     );
                 }
                 let tls = ctx.tls.as_ref().and_then(|h| h.load_full());
+                if ctx.http_api {
+                    tokio::spawn(serve_api(
+                        stream,
+                        tls,
+                        Arc::clone(&ctx),
+                        Arc::clone(&api),
+                        slot,
+                        peer.to_string(),
+                    ));
+                    continue;
+                }
                 if tls.is_none() && ctx.websockets.is_none() {
                     let transport = Transport {
                         stream: Stream::Tcp(stream),
@@ -394,6 +477,7 @@ async fn accept_unix(
     path: String,
     ctx: Arc<ListenerCtx>,
     broker: Arc<Broker>,
+    api: Arc<ApiState>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
@@ -411,6 +495,18 @@ async fn accept_unix(
                     continue;
                 };
                 broker.metrics.add(Counter::Sockets, 1);
+                if ctx.http_api {
+                    let tls = ctx.tls.as_ref().and_then(|h| h.load_full());
+                    tokio::spawn(serve_api(
+                        stream,
+                        tls,
+                        Arc::clone(&ctx),
+                        Arc::clone(&api),
+                        slot,
+                        path.clone(),
+                    ));
+                    continue;
+                }
                 if broker.settings.connection_messages {
                     tracing::info!("New connection from {path} on port 0.");
                 }

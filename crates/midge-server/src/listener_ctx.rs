@@ -33,6 +33,10 @@ pub struct ListenerCtx {
     pub admission: Arc<Admission>,
     /// The TLS context of a TLS listener (swapped on reload); `None` for plain ones.
     pub tls: Option<TlsHandle>,
+    /// `protocol http_api`: the read-only HTTP API instead of MQTT.
+    pub http_api: bool,
+    /// `require_certificate`: a TLS handshake that succeeded verified a client certificate.
+    pub require_certificate: bool,
     /// `protocol websockets`: MQTT inside WebSocket binary messages (over TLS when `tls`),
     /// with the listener's HTTP options. Set by `Server::bind`, which checks `http_dir`.
     pub websockets: Option<WsOptions>,
@@ -69,6 +73,8 @@ impl ListenerCtx {
             admission,
             tls: None,
             websockets: None,
+            http_api: lc.protocol == midge_core::config::Protocol::HttpApi,
+            require_certificate: lc.tls.require_certificate,
         }
     }
 

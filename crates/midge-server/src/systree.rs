@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use midge_core::systree::SysTree;
 use tokio::sync::watch;
 
 use crate::broker::Broker;
@@ -20,7 +19,6 @@ pub async fn run(broker: Arc<Broker>, interval: u16, mut shutdown: watch::Receiv
     if interval == 0 {
         return;
     }
-    let mut tree = SysTree::new(version());
     let mut ticker = tokio::time::interval(Duration::from_secs(u64::from(interval)));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -30,7 +28,8 @@ pub async fn run(broker: Arc<Broker>, interval: u16, mut shutdown: watch::Receiv
         }
         let sample = broker.sample();
         let elapsed = broker.started.elapsed().as_secs_f64();
-        for (topic, text) in tree.update(elapsed, &sample) {
+        let changed = broker.systree.lock().update(elapsed, &sample);
+        for (topic, text) in changed {
             let now = Instant::now();
             let msg = Message::new(
                 topic.into(),

@@ -347,8 +347,8 @@ pub(crate) fn bind_interface(parser: &mut Parser<'_>, line: &Line<'_>) -> Result
     Ok(())
 }
 
-/// `protocol mqtt` or `websockets` (MQTT over WebSockets, plain or over TLS); 2.1's
-/// `http_api` comes with issue 7.
+/// `protocol mqtt`, `websockets` (MQTT over WebSockets, plain or over TLS) or 2.1's
+/// `http_api` (the read-only HTTP API and `/metrics`).
 pub(crate) fn protocol(parser: &mut Parser<'_>, line: &Line<'_>) -> Result<(), String> {
     let word = line.single()?;
     let protocol = value::one_of(
@@ -361,9 +361,6 @@ pub(crate) fn protocol(parser: &mut Parser<'_>, line: &Line<'_>) -> Result<(), S
     )
     .map_err(|reason| line.invalid(reason))?;
     parser.listener_mut().protocol = protocol;
-    if protocol == Protocol::HttpApi {
-        parser.not_yet_with(line, word);
-    }
     Ok(())
 }
 

@@ -1153,10 +1153,6 @@ fn options_not_supported_yet_are_refused_after_their_value_is_checked() {
             "test.conf:1: option 'retained_persistence true' is not supported yet",
         ),
         (
-            "listener 8080\nprotocol http_api",
-            "test.conf:2: option 'protocol http_api' is not supported yet",
-        ),
-        (
             "enable_control_api true",
             "test.conf:1: option 'enable_control_api true' is not supported yet",
         ),
