@@ -469,16 +469,20 @@ impl Broker {
     }
 
     fn publish_will(&self, will: PendingWill) {
-        let allowed = will.listener.as_ref().is_none_or(|l| {
-            l.policy.with(|p| {
-                p.may(
-                    will.username.as_deref(),
-                    &will.publisher,
-                    &will.will.topic,
-                    midge_core::acl::Access::Write,
-                )
-            })
-        });
+        // Control requests are never taken from a will (Mosquitto 2.0.16): a will is
+        // published after the client is gone, with nobody to answer to.
+        let control = will.will.topic.starts_with("$CONTROL/");
+        let allowed = !control
+            && will.listener.as_ref().is_none_or(|l| {
+                l.policy.with(|p| {
+                    p.may(
+                        will.username.as_deref(),
+                        &will.publisher,
+                        &will.will.topic,
+                        midge_core::acl::Access::Write,
+                    )
+                })
+            });
         if !allowed {
             tracing::info!(
                 "Denied will of {} on '{}'.",

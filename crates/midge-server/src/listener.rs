@@ -84,6 +84,23 @@ impl ServerHandle {
         let _ = self.shutdown.send(true);
     }
 
+    /// Publishes a message of the broker's own (QoS 0, not retained) to the clients
+    /// subscribed to `topic`, under their ACLs: `log_dest topic` uses it for
+    /// `$SYS/broker/log/...`.
+    pub fn publish(&self, topic: &str, payload: &[u8]) {
+        let now = std::time::Instant::now();
+        let msg = crate::message::Message::new(
+            topic.into(),
+            bytes::Bytes::copy_from_slice(payload),
+            midge_proto::QoS::AtMostOnce,
+            false,
+            midge_proto::Properties::default(),
+            now,
+            None,
+        );
+        self.broker.publish(&Arc::new(msg), now);
+    }
+
     /// Applies a re-read configuration: the password and ACL files (and the other security
     /// options) of each listener, and the general options Mosquitto reloads
     /// (`retain_available`, `upgrade_outgoing_qos`). A listener

@@ -241,3 +241,30 @@ async fn v5_will_sent_when_session_expires_before_will_delay() {
     assert_eq!(&p.payload[..], b"ended");
     assert!(dropped.elapsed() >= Duration::from_millis(900));
 }
+
+// A will addressed to `$CONTROL/...` is never published (Mosquitto 2.0.16): it would reach
+// a control endpoint after its client is gone. An ordinary will of the same broker still is.
+#[tokio::test]
+async fn a_will_to_control_topics_is_not_published() {
+    let b = start_default().await;
+    let mut watcher = Raw::connect(b.addr, ProtocolVersion::V311, "watch").await;
+    assert_eq!(
+        watcher.subscribe("$CONTROL/#", QoS::AtLeastOnce).await,
+        vec![1]
+    );
+    assert_eq!(watcher.subscribe("will/#", QoS::AtLeastOnce).await, vec![1]);
+    let c = with_will(
+        ProtocolVersion::V311,
+        "ctl",
+        "$CONTROL/dynamic-security/v1",
+        br#"{"commands":[{"command":"listClients"}]}"#,
+    );
+    let (holder, _) = Raw::connect_with(b.addr, c).await;
+    drop(holder);
+    let c = with_will(ProtocolVersion::V311, "plain", "will/x", b"gone");
+    let (holder, _) = Raw::connect_with(b.addr, c).await;
+    drop(holder);
+    let p = watcher.recv_publish_ack().await;
+    assert_eq!(&p.topic[..], "will/x", "only the ordinary will arrives");
+    watcher.expect_silence(QUIET).await;
+}
