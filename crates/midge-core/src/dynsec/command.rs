@@ -29,12 +29,38 @@ type Reply = Result<Option<Value>, &'static str>;
 struct Effects {
     changed: bool,
     kick: Vec<String>,
+    kick_anonymous: bool,
 }
 
 impl Effects {
     fn kick(&mut self, username: &str) {
         if !self.kick.iter().any(|k| k == username) {
             self.kick.push(username.to_string());
+        }
+    }
+
+    /// Everyone in `group` (anonymous clients too, when it is the anonymous group), as
+    /// Mosquitto's `group__kick_all` does when the group's rights change.
+    fn kick_group(&mut self, ds: &DynSec, group: &str) {
+        for member in ds.model.group_clients(group) {
+            self.kick(&member.name);
+        }
+        if ds.model.anonymous_group.as_deref() == Some(group) {
+            self.kick_anonymous = true;
+        }
+    }
+
+    /// Everyone holding `role`, directly or through a group (`role__kick_all`).
+    fn kick_role(&mut self, ds: &DynSec, role: &str) {
+        for (username, client) in &ds.model.clients {
+            if client.roles.iter().any(|r| r.name == role) {
+                self.kick(username);
+            }
+        }
+        for (name, group) in &ds.model.groups {
+            if group.roles.iter().any(|r| r.name == role) {
+                self.kick_group(ds, name);
+            }
         }
     }
 }
@@ -154,6 +180,7 @@ pub(crate) fn handle(ds: &mut DynSec, admin: &Admin, payload: &[u8]) -> Outcome 
         response,
         changed: effects.changed,
         kick: effects.kick,
+        kick_anonymous: effects.kick_anonymous,
         log,
     }
 }
@@ -753,8 +780,13 @@ fn modify_group(ds: &mut DynSec, request: &Request, fx: &mut Effects) -> Reply {
     if let Some(textdescription) = textdescription {
         group.textdescription = text(Some(textdescription));
     }
+    let roles_changed = roles.is_some();
     if let Some(roles) = roles {
         group.roles = roles;
+    }
+    if roles_changed {
+        let name = name.to_owned();
+        fx.kick_group(ds, &name);
     }
     if let Some(clients) = clients {
         // Everyone whose group list changes is kicked: old members and new ones.
@@ -816,10 +848,10 @@ fn remove_group_client(ds: &mut DynSec, request: &Request, fx: &mut Effects) -> 
 fn add_group_role(ds: &mut DynSec, request: &Request, fx: &mut Effects) -> Reply {
     get_str(request, "groupname").ok_or(INVALID_GROUPNAME)?;
     get_str(request, "rolename").ok_or(INVALID_ROLENAME)?;
-    let group = existing_group(ds, request)?;
+    let name = existing_group(ds, request)?;
     let role = existing_role(ds, request)?;
     let priority = priority(request, -1);
-    let group = group_mut(ds, group);
+    let group = group_mut(ds, name);
     if group.roles.iter().any(|r| r.name == role) {
         return Err(GROUP_ALREADY_HAS_ROLE);
     }
@@ -828,7 +860,8 @@ fn add_group_role(ds: &mut DynSec, request: &Request, fx: &mut Effects) -> Reply
         priority,
     });
     sort_members(&mut group.roles);
-    // Nobody is kicked: the broker rechecks what the group's members may do.
+    let name = name.to_owned();
+    fx.kick_group(ds, &name);
     fx.changed = true;
     Ok(None)
 }
@@ -839,6 +872,8 @@ fn remove_group_role(ds: &mut DynSec, request: &Request, fx: &mut Effects) -> Re
     let group = existing_group(ds, request)?;
     let role = existing_role(ds, request)?;
     group_mut(ds, group).roles.retain(|r| r.name != role);
+    let group = group.to_owned();
+    fx.kick_group(ds, &group);
     fx.changed = true;
     Ok(None)
 }
@@ -846,6 +881,7 @@ fn remove_group_role(ds: &mut DynSec, request: &Request, fx: &mut Effects) -> Re
 fn set_anonymous_group(ds: &mut DynSec, request: &Request, fx: &mut Effects) -> Reply {
     let group = existing_group(ds, request)?;
     ds.model.anonymous_group = Some(group.to_string());
+    fx.kick_anonymous = true;
     fx.changed = true;
     Ok(None)
 }
@@ -908,12 +944,11 @@ fn create_role(ds: &mut DynSec, request: &Request, fx: &mut Effects) -> Reply {
 }
 
 fn delete_role(ds: &mut DynSec, request: &Request, fx: &mut Effects) -> Reply {
-    let role = existing_role(ds, request)?;
-    for (username, client) in ds.model.clients.iter_mut() {
-        if client.roles.iter().any(|r| r.name == role) {
-            client.roles.retain(|r| r.name != role);
-            fx.kick(username);
-        }
+    let role = existing_role(ds, request)?.to_owned();
+    let role = role.as_str();
+    fx.kick_role(ds, role);
+    for client in ds.model.clients.values_mut() {
+        client.roles.retain(|r| r.name != role);
     }
     for group in ds.model.groups.values_mut() {
         group.roles.retain(|r| r.name != role);
@@ -968,6 +1003,8 @@ fn modify_role(ds: &mut DynSec, request: &Request, fx: &mut Effects) -> Reply {
     if let Some(acls) = acls {
         role.acls = acls;
     }
+    let name = name.to_owned();
+    fx.kick_role(ds, &name);
     fx.changed = true;
     Ok(None)
 }
@@ -1003,6 +1040,8 @@ fn add_role_acl(ds: &mut DynSec, request: &Request, fx: &mut Effects) -> Reply {
         priority: priority(request, 0),
         allow: get_bool(request, "allow").unwrap_or(false),
     });
+    let name = name.to_owned();
+    fx.kick_role(ds, &name);
     fx.changed = true;
     Ok(None)
 }
@@ -1017,6 +1056,8 @@ fn remove_role_acl(ds: &mut DynSec, request: &Request, fx: &mut Effects) -> Repl
         .expect("checked by existing_role");
     let position = role.find_acl(acltype, topic).ok_or(ACL_NOT_FOUND)?;
     role.acls.remove(position);
+    let name = name.to_owned();
+    fx.kick_role(ds, &name);
     fx.changed = true;
     Ok(None)
 }

@@ -83,6 +83,9 @@ pub struct Outcome {
     pub changed: bool,
     /// Usernames whose connections must be closed, each once.
     pub kick: Vec<String>,
+    /// Clients without a username must be closed too (the anonymous group's rights
+    /// changed).
+    pub kick_anonymous: bool,
     /// One INFO line per command, `dynsec: <clientid>/<username> | <command> | k=v ...`,
     /// passwords masked.
     pub log: Vec<String>,
