@@ -1,9 +1,11 @@
 //! `midge`: the broker, with Mosquitto's command line.
 
 mod ctrl;
+mod logging;
 mod passwd;
+mod prompt;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -25,7 +27,7 @@ struct Cli {
     /// Run in the background.
     #[arg(short = 'd', long = "daemon")]
     daemon: bool,
-    /// Verbose logging (debug level).
+    /// Verbose logging: every `log_type`, whatever the configuration says.
     #[arg(short = 'v', long = "verbose")]
     verbose: bool,
     /// Check the configuration file and exit.
@@ -44,16 +46,8 @@ fn main() -> ExitCode {
         return ctrl::main(std::env::args_os().skip(2).collect());
     }
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_target(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_max_level(if cli.verbose {
-            tracing::Level::DEBUG
-        } else {
-            tracing::Level::INFO
-        })
-        .with_writer(std::io::stderr)
-        .init();
+    // stderr in Mosquitto's line format until the configuration's own options apply.
+    let logging = logging::Logging::install(cli.verbose);
 
     let config = match load_config(&cli) {
         Ok(c) => c,
@@ -62,12 +56,23 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    for w in &config.warnings {
-        tracing::warn!("{w}");
-    }
     if cli.test_config {
+        for w in &config.warnings {
+            tracing::warn!("{w}");
+        }
         println!("Configuration OK");
         return ExitCode::SUCCESS;
+    }
+    match logging.configure(&config.logging, cli.verbose) {
+        Ok(applied) => {
+            for w in applied.warnings.iter().chain(&config.warnings) {
+                tracing::warn!("{w}");
+            }
+        }
+        Err(e) => {
+            eprintln!("Error: {e}");
+            return ExitCode::FAILURE;
+        }
     }
     if cli.daemon {
         if let Err(e) = nix::unistd::daemon(true, false) {
@@ -85,7 +90,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(serve(config, cli))
+    runtime.block_on(serve(config, cli, logging))
 }
 
 fn load_config(cli: &Cli) -> Result<Config, String> {
@@ -144,7 +149,7 @@ fn read_include_dir(dir: &str) -> Result<Vec<(String, String)>, String> {
     Ok(files)
 }
 
-async fn serve(config: Config, cli: Cli) -> ExitCode {
+async fn serve(config: Config, cli: Cli, logging: logging::Logging) -> ExitCode {
     tracing::info!("midge version {} starting", env!("CARGO_PKG_VERSION"));
     let server = match Server::bind(&config).await {
         Ok(s) => s,
@@ -153,6 +158,20 @@ async fn serve(config: Config, cli: Cli) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // The listeners are bound and the log file is open: the pid file, then the user.
+    let pid_file = config.pid_file.as_deref().map(Path::new);
+    if let Some(path) = pid_file {
+        if let Err(e) = write_pid_file(path) {
+            tracing::error!("Unable to write pid file {}: {e}.", path.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    logging.attach_topic(server.handle());
+    if let Err(e) = drop_privileges(config.user.as_deref()) {
+        tracing::error!("{e}");
+        remove_pid_file(pid_file);
+        return ExitCode::FAILURE;
+    }
     let handle = server.handle();
     tokio::spawn(async move {
         wait_for_signal().await;
@@ -166,24 +185,98 @@ async fn serve(config: Config, cli: Cli) -> ExitCode {
             return;
         };
         while hup.recv().await.is_some() {
-            reload(&cli, &handle);
+            reload(&cli, &handle, &logging);
         }
     });
     server.run().await;
+    remove_pid_file(pid_file);
     ExitCode::SUCCESS
 }
 
-/// SIGHUP: re-read the configuration and the files it names. Anything that fails keeps
-/// the settings in force and is logged with `file:line: reason`.
-fn reload(cli: &Cli, handle: &midge_server::ServerHandle) {
+/// `pid_file`: the process id and a newline, replacing what the file held.
+fn write_pid_file(path: &Path) -> std::io::Result<()> {
+    std::fs::write(path, format!("{}\n", std::process::id()))
+}
+
+/// Removed at a clean exit. Once privileges are dropped the directory (`/run`) may not
+/// let us: said, not an error (Mosquitto ignores it silently).
+fn remove_pid_file(path: Option<&Path>) {
+    if let Some(path) = path {
+        if let Err(e) = std::fs::remove_file(path) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::info!("Cannot remove pid file {}: {e}.", path.display());
+            }
+        }
+    }
+}
+
+/// `user`: run as root, switch to that user (its groups, then its group, then its id)
+/// once the ports are bound, the log file open and the pid file written. `user root` or
+/// a non-root start changes nothing. Unlike Mosquitto, which drops to `mosquitto` when
+/// no `user` is given, Midge stays root then and says so (docs/compat.md).
+fn drop_privileges(user: Option<&str>) -> Result<(), String> {
+    use nix::unistd::{initgroups, setgid, setuid, Uid, User};
+    if !Uid::effective().is_root() {
+        return Ok(());
+    }
+    let name = match user {
+        None => {
+            tracing::warn!(
+                "Running as root without a 'user' option: Midge keeps root privileges. Set 'user <name>' to drop them once the listeners are bound."
+            );
+            return Ok(());
+        }
+        Some("root") => {
+            tracing::warn!("Midge should not be run as root ('user root').");
+            return Ok(());
+        }
+        Some(name) => name,
+    };
+    let account = User::from_name(name)
+        .map_err(|e| format!("Unable to drop privileges to '{name}': {e}."))?
+        .ok_or_else(|| {
+            format!("Unable to drop privileges to '{name}' because this user does not exist.")
+        })?;
+    let cname = std::ffi::CString::new(name)
+        .map_err(|_| format!("Unable to drop privileges to '{name}': invalid name."))?;
+    initgroups(&cname, account.gid)
+        .map_err(|e| format!("Error setting groups whilst dropping privileges: {e}."))?;
+    setgid(account.gid)
+        .map_err(|e| format!("Error setting gid whilst dropping privileges: {e}."))?;
+    // glibc applies setuid to every thread of the process, the runtime's included.
+    setuid(account.uid)
+        .map_err(|e| format!("Error setting uid whilst dropping privileges: {e}."))?;
+    tracing::info!(
+        "Dropped privileges to user '{name}' (uid {}, gid {}).",
+        account.uid,
+        account.gid
+    );
+    Ok(())
+}
+
+/// SIGHUP: re-read the configuration and the files it names, and re-open the log file
+/// (logrotate). Anything that fails keeps the settings in force and is logged with
+/// `file:line: reason`.
+fn reload(cli: &Cli, handle: &midge_server::ServerHandle, logging: &logging::Logging) {
     tracing::info!("Reloading config.");
-    match load_config(cli) {
+    let applied = match load_config(cli) {
         Ok(config) => {
+            let applied = logging.reload(&config.logging, cli.verbose);
             for e in handle.reload(&config) {
                 tracing::error!("Reload: {e}");
             }
+            applied
         }
-        Err(e) => tracing::error!("Reload failed, keeping the previous settings: {e}"),
+        Err(e) => {
+            tracing::error!("Reload failed, keeping the previous settings: {e}");
+            logging.reopen()
+        }
+    };
+    for w in &applied.warnings {
+        tracing::warn!("Reload: {w}");
+    }
+    for e in &applied.errors {
+        tracing::error!("Reload: {e}");
     }
 }
 

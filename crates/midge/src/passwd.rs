@@ -29,7 +29,7 @@
 
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, File, Metadata, OpenOptions};
-use std::io::{self, BufRead, IsTerminal, Read, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -39,6 +39,8 @@ use midge_core::password::{
     HashKind, PasswordFile, PasswordHash, DEFAULT_ITERATIONS, DEFAULT_SALT_LEN, LONG_SALT_LEN,
     MAX_ITERATIONS, MAX_USERNAME_LEN,
 };
+
+use crate::prompt::{get_password, PromptError};
 
 /// Longest password accepted, as in `mosquitto_passwd` (an MQTT binary field is at most 65535
 /// bytes, so a longer one could never be sent).
@@ -546,60 +548,18 @@ impl Hasher {
 /// Reads the password twice, like mosquitto_passwd: `Error: Empty password.` (exit 1) for an
 /// empty one or end of input, `Error: Passwords do not match.` (exit 2).
 fn prompt_twice() -> Result<Vec<u8>> {
-    let first = prompt("Password: ")?;
-    let second = prompt("Reenter password: ")?;
-    if first != second {
-        eprintln!("Error: Passwords do not match.");
-        return Err(Failure(2));
-    }
-    if first.len() > MAX_PASSWORD_LEN {
+    let password = get_password("Password: ", Some("Reenter password: ")).map_err(|e| match e {
+        PromptError::Empty => fail("Error: Empty password."),
+        PromptError::Mismatch => {
+            eprintln!("Error: Passwords do not match.");
+            Failure(2)
+        }
+        PromptError::Read(e) => fail(format!("Error: Unable to read password. {}.", describe(&e))),
+    })?;
+    if password.len() > MAX_PASSWORD_LEN {
         return Err(fail(
             "Error: Password must be less than 65536 characters long.",
         ));
-    }
-    Ok(first)
-}
-
-/// One password. On a terminal: prompt and read without echo (rpassword, on the controlling
-/// terminal). Otherwise, as mosquitto_passwd does when its `tcsetattr` fails: the prompt on
-/// stdout and one line from stdin, without its `\n` / `\r\n` — so scripts and tests can pipe
-/// the password in.
-fn prompt(text: &str) -> Result<Vec<u8>> {
-    let password = if io::stdin().is_terminal() {
-        match rpassword::prompt_password(text) {
-            Ok(p) => p.into_bytes(),
-            // Ctrl-D.
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Vec::new(),
-            Err(e) => {
-                return Err(fail(format!(
-                    "Error: Unable to read password. {}.",
-                    describe(&e)
-                )))
-            }
-        }
-    } else {
-        let mut stdout = io::stdout().lock();
-        let _ = write!(stdout, "{text}");
-        let _ = stdout.flush();
-        let mut line = Vec::new();
-        io::stdin()
-            .lock()
-            .read_until(b'\n', &mut line)
-            .map_err(|e| fail(format!("Error: Unable to read password. {}.", describe(&e))))?;
-        if line.last() == Some(&b'\n') {
-            line.pop();
-        }
-        if line.last() == Some(&b'\r') {
-            line.pop();
-        }
-        if !line.is_empty() {
-            // mosquitto_passwd ends the prompt line only after a non-empty answer.
-            let _ = writeln!(stdout);
-        }
-        line
-    };
-    if password.is_empty() {
-        return Err(fail("Error: Empty password."));
     }
     Ok(password)
 }

@@ -11,63 +11,14 @@ use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::dynsec::{
+    midge_ctrl, require_mosquitto, run, words, Ctrl, Mosquitto, Run, ADMIN, ADMIN_PW,
+};
 use common::{free_port, TempDir};
-
-const INSTALL: &str =
-    "install Debian packages mosquitto mosquitto-clients (apt-get install mosquitto mosquitto-clients)";
-const PLUGIN: &str = "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so";
-const ADMIN: &str = "admin";
-const ADMIN_PW: &str = "adminpw";
-
-/// What a run printed and how it ended.
-#[derive(Debug, PartialEq)]
-struct Run {
-    stdout: String,
-    stderr: String,
-    code: Option<i32>,
-}
-
-/// Runs `program args` with `stdin` as input and `XDG_CONFIG_HOME` pointing at `config_home`
-/// (so that the user's own options file never leaks in); killed after 20 s.
-fn run(program: &str, args: &[String], stdin: &str, config_home: &Path) -> Run {
-    let mut child = Command::new(program)
-        .args(args)
-        .env("XDG_CONFIG_HOME", config_home)
-        .env("HOME", config_home)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {program} ({e}): {INSTALL}"));
-    {
-        let mut input = child.stdin.take().unwrap();
-        let _ = input.write_all(stdin.as_bytes());
-    }
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            break;
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
-    let out = child.wait_with_output().unwrap();
-    Run {
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        code: out.status.code(),
-    }
-}
-
-fn midge_ctrl(args: &[String], stdin: &str, config_home: &Path) -> Run {
-    let mut all = vec!["ctrl".to_string()];
-    all.extend_from_slice(args);
-    run(env!("CARGO_BIN_EXE_midge"), &all, stdin, config_home)
-}
 
 /// mosquitto_ctrl's output with its own name replaced by Midge's, the one intended difference
 /// in text.
@@ -78,134 +29,9 @@ fn mosquitto_ctrl(args: &[String], stdin: &str, config_home: &Path) -> Run {
     r
 }
 
-fn words(s: &str) -> Vec<String> {
-    s.split_whitespace().map(str::to_string).collect()
-}
-
-/// Fails (never skips) when Mosquitto is missing.
-fn require_mosquitto() {
-    for bin in ["mosquitto", "mosquitto_ctrl", "mosquitto_pub"] {
-        if let Err(e) = Command::new(bin)
-            .arg("--help")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-        {
-            panic!("{bin} not found on PATH ({e}): {INSTALL}");
-        }
-    }
-    assert!(Path::new(PLUGIN).exists(), "{PLUGIN} is missing: {INSTALL}");
-}
-
-/// A `mosquitto` with the dynamic-security plugin on a free loopback port, killed on drop.
-struct Mosquitto {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-}
-
-impl Drop for Mosquitto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Mosquitto {
-    fn start(dir: &TempDir, name: &str, dynsec_file: &Path) -> Mosquitto {
-        let port = free_port();
-        Mosquitto::start_with(
-            dir,
-            name,
-            dynsec_file,
-            port,
-            &format!("listener {port} 127.0.0.1\n"),
-        )
-    }
-
-    /// `listeners` is the configuration's listener part; `port` is where to wait for it.
-    fn start_with(
-        dir: &TempDir,
-        name: &str,
-        dynsec_file: &Path,
-        port: u16,
-        listeners: &str,
-    ) -> Mosquitto {
-        // `user root`: as root, Mosquitto otherwise drops to the `mosquitto` user, which
-        // cannot read the 0600 file in a private temp dir. Ignored when not root.
-        let conf = dir.write(
-            &format!("{name}.conf"),
-            &format!(
-                "user root\nper_listener_settings false\nallow_anonymous false\n\
-                 plugin {PLUGIN}\nplugin_opt_config_file {}\n{listeners}",
-                dynsec_file.display()
-            ),
-        );
-        let log = dir.0.join(format!("{name}.log"));
-        let log_file = fs::File::create(&log).unwrap();
-        let child = Command::new("mosquitto")
-            .arg("-c")
-            .arg(&conf)
-            .stdout(log_file.try_clone().unwrap())
-            .stderr(log_file)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run mosquitto ({e}): {INSTALL}"));
-        let mut broker = Mosquitto { child, port, log };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Ok(Some(status)) = broker.child.try_wait() {
-                panic!("mosquitto exited with {status}:\n{}", broker.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "mosquitto did not start:\n{}",
-                broker.log()
-            );
-            thread::sleep(Duration::from_millis(20));
-        }
-        broker
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// The connection options for the admin.
-    fn admin(&self) -> Vec<String> {
-        words(&format!(
-            "-h 127.0.0.1 -p {} -u {ADMIN} -P {ADMIN_PW}",
-            self.port
-        ))
-    }
-
-    /// Exit code of `mosquitto_pub -u user -P password [-i id]` (0 = connected and published).
-    fn publish(&self, user: &str, password: &str, id: Option<&str>) -> Option<i32> {
-        let mut cmd = Command::new("mosquitto_pub");
-        cmd.args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
-            .args(["-u", user, "-P", password, "-t", "a/b", "-m", "hi"]);
-        if let Some(id) = id {
-            cmd.args(["-i", id]);
-        }
-        let out = cmd
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run mosquitto_pub ({e}): {INSTALL}"));
-        out.status.code()
-    }
-}
-
 /// A dynsec file written by `midge ctrl dynsec init` for admin / adminpw.
 fn init_file(dir: &TempDir, name: &str) -> PathBuf {
-    let path = dir.0.join(name);
-    let r = midge_ctrl(
-        &words(&format!(
-            "dynsec init {} {ADMIN} {ADMIN_PW}",
-            path.display()
-        )),
-        "",
-        &dir.0,
-    );
-    assert_eq!(r.code, Some(0), "{r:?}");
-    path
+    Ctrl::Midge.init(dir, name)
 }
 
 /// Two brokers from the same initial file: one driven by mosquitto_ctrl, one by midge ctrl.

@@ -245,7 +245,8 @@ fn prompts_read_stdin_when_it_is_not_a_terminal() {
     let out = midge(&dir.0, &["passwd", "bob"], "one\ntwo\n");
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(text(&out.stderr), "Error: Passwords do not match.\n");
-    for stdin in ["", "\n\n", "pw\n"] {
+    // Every trailing \r and \n is cut, so "\r\r\n" is empty (as in mosquitto_passwd 2.0.11).
+    for stdin in ["", "\n\n", "pw\n", "\r\r\n\r\r\n"] {
         let out = midge(&dir.0, &["passwd", "bob"], stdin);
         assert_eq!(out.status.code(), Some(1), "{stdin:?}");
         assert_eq!(text(&out.stderr), "Error: Empty password.\n", "{stdin:?}");
@@ -295,11 +296,13 @@ fn messages_and_exit_codes_match_mosquitto_passwd() {
         (vec!["passwd", "bob"], "pw1\n", ALICE),
         (vec!["passwd", "bob"], "", ALICE),
         (vec!["passwd", "bob"], "\n\n", ALICE),
+        (vec!["-c", "passwd", "bob"], "\r\r\n\r\r\n", ALICE),
         (vec!["-c", "passwd", "bob"], "a\nb\n", ALICE),
         (vec!["-U", "passwd"], "", plaintext),
         // Successes print the same prompts (and nothing else).
         (vec!["passwd", "bob"], "pw\npw\n", ALICE),
         (vec!["-c", "passwd", "bob"], "pw\r\npw\r\n", ALICE),
+        (vec!["passwd", "bob"], "pw\r\r\npw\n", ALICE),
         (vec!["-b", "passwd", "bob", "pw"], "", ALICE),
         (vec!["-D", "passwd", "alice"], "", ALICE),
         (vec!["-H", "sha512", "-b", "passwd", "bob", "pw"], "", ALICE),

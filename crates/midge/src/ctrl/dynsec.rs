@@ -1,9 +1,10 @@
 //! `dynsec <command> [args]` → the request `mosquitto_ctrl` publishes to
 //! `$CONTROL/dynamic-security/v1`: the same argument rules, the same JSON.
 
-use super::json::Json;
+use serde_json::{json, Map, Value};
+
 use super::options::atoi;
-use super::prompt::PromptError;
+use crate::prompt::PromptError;
 
 /// Where requests go and answers come from.
 pub const REQUEST_TOPIC: &str = "$CONTROL/dynamic-security/v1";
@@ -49,9 +50,9 @@ pub fn build_request(
     command: &str,
     args: &[String],
     prompt: &mut Prompter<'_>,
-) -> Result<Json, BuildError> {
+) -> Result<Value, BuildError> {
     let cmd = build_command(command, args, prompt)?;
-    Ok(Json::object().with("commands", vec![cmd]))
+    Ok(json!({ "commands": [cmd] }))
 }
 
 /// The canonical name of a dynsec command given in any case.
@@ -98,11 +99,13 @@ pub fn build_command(
     command: &str,
     args: &[String],
     prompt: &mut Prompter<'_>,
-) -> Result<Json, BuildError> {
+) -> Result<Value, BuildError> {
     let Some(name) = canonical(command) else {
         return Err(BuildError::Unknown(command.to_string()));
     };
-    let cmd = Json::object().with("command", name);
+    // Members in mosquitto_ctrl's order: `command` first, then as each command adds them.
+    let mut cmd = Map::new();
+    cmd.insert("command".into(), name.into());
     let a: Vec<&str> = args.iter().map(String::as_str).collect();
     match name {
         "setDefaultACLAccess" => {
@@ -123,12 +126,13 @@ pub fn build_command(
             // mosquitto_ctrl 2.0.11 sends `"access":"allow"`, which the plugin ignores (it
             // reads the boolean `allow`), so its setDefaultACLAccess changes nothing. The form
             // the plugin reads is sent here (as 2.0.12 and later do).
-            Ok(cmd.with(
+            put(
+                &mut cmd,
                 "acls",
-                vec![Json::object().with("acltype", acltype).with("allow", allow)],
-            ))
+                json!([{ "acltype": acltype, "allow": allow }]),
+            );
         }
-        "getDefaultACLAccess" | "getAnonymousGroup" => Ok(cmd),
+        "getDefaultACLAccess" | "getAnonymousGroup" => {}
         "createClient" => {
             let Some((username, rest)) = a.split_first() else {
                 return Err(BuildError::Invalid);
@@ -170,29 +174,34 @@ pub fn build_command(
                         eprintln!("Error: Passwords do not match.");
                         return Err(BuildError::Password);
                     }
-                    Err(PromptError::Empty) => println!(),
+                    Err(_) => println!(),
                 }
             }
-            let mut cmd = cmd.with("username", *username);
+            put(&mut cmd, "username", (*username).into());
             if let Some(c) = clientid {
-                cmd.push("clientid", c);
+                put(&mut cmd, "clientid", c.into());
             }
             if let Some(p) = password {
-                cmd.push("password", p);
+                put(&mut cmd, "password", p.into());
             }
-            Ok(cmd)
         }
         "deleteClient" | "enableClient" | "disableClient" | "getClient" => {
             let [username] = a[..] else {
                 return Err(BuildError::Invalid);
             };
-            Ok(cmd.with("username", username))
+            put(&mut cmd, "username", username.into());
         }
-        "setClientId" => match a[..] {
-            [username] => Ok(cmd.with("username", username)),
-            [username, clientid] => Ok(cmd.with("username", username).with("clientid", clientid)),
-            _ => Err(BuildError::Invalid),
-        },
+        "setClientId" => {
+            let (username, clientid) = match a[..] {
+                [username] => (username, None),
+                [username, clientid] => (username, Some(clientid)),
+                _ => return Err(BuildError::Invalid),
+            };
+            put(&mut cmd, "username", username.into());
+            if let Some(c) = clientid {
+                put(&mut cmd, "clientid", c.into());
+            }
+        }
         "setClientPassword" => {
             let (username, password) = match a[..] {
                 [username, password] => (username, password.to_string()),
@@ -208,35 +217,35 @@ pub fn build_command(
                 }
                 _ => return Err(BuildError::Invalid),
             };
-            Ok(cmd.with("username", username).with("password", password))
+            put(&mut cmd, "username", username.into());
+            put(&mut cmd, "password", password.into());
         }
-        "addClientRole" | "removeClientRole" => with_priority(cmd, &a, "username", "rolename"),
-        "addGroupRole" | "removeGroupRole" => with_priority(cmd, &a, "groupname", "rolename"),
+        "addClientRole" | "removeClientRole" => {
+            with_priority(&mut cmd, &a, "username", "rolename")?;
+        }
+        "addGroupRole" | "removeGroupRole" => {
+            with_priority(&mut cmd, &a, "groupname", "rolename")?;
+        }
         "addGroupClient" | "removeGroupClient" => {
             // Arguments are <group> <user>; mosquitto_ctrl puts username first in the JSON.
-            let (group, user, priority) = match a[..] {
-                [g, u] => (g, u, -1),
-                // Accepted (and sent) on remove too, as mosquitto_ctrl does.
-                [g, u, p] => (g, u, atoi(p)),
-                _ => return Err(BuildError::Invalid),
+            let [group, user, ref priority @ ..] = a[..] else {
+                return Err(BuildError::Invalid);
             };
-            let mut cmd = cmd.with("username", user).with("groupname", group);
-            if priority != -1 {
-                cmd.push("priority", priority);
-            }
-            Ok(cmd)
+            let mut swapped = vec![user, group];
+            swapped.extend_from_slice(priority);
+            with_priority(&mut cmd, &swapped, "username", "groupname")?;
         }
         "createGroup" | "deleteGroup" | "getGroup" | "setAnonymousGroup" => {
             let [group] = a[..] else {
                 return Err(BuildError::Invalid);
             };
-            Ok(cmd.with("groupname", group))
+            put(&mut cmd, "groupname", group.into());
         }
         "createRole" | "deleteRole" | "getRole" => {
             let [role] = a[..] else {
                 return Err(BuildError::Invalid);
             };
-            Ok(cmd.with("rolename", role))
+            put(&mut cmd, "rolename", role.into());
         }
         "listClients" | "listGroups" | "listRoles" => {
             let (count, offset) = match a[..] {
@@ -245,14 +254,12 @@ pub fn build_command(
                 [c, o] => (atoi(c), atoi(o)),
                 _ => return Err(BuildError::Invalid),
             };
-            let mut cmd = cmd;
             if count > 0 {
-                cmd.push("count", count);
+                put(&mut cmd, "count", count.into());
             }
             if offset > 0 {
-                cmd.push("offset", offset);
+                put(&mut cmd, "offset", offset.into());
             }
-            Ok(cmd)
         }
         "addRoleACL" => {
             let (role, acltype, topic, action, priority) = match a[..] {
@@ -270,15 +277,13 @@ pub fn build_command(
             } else {
                 return Err(BuildError::Invalid);
             };
-            let mut cmd = cmd
-                .with("rolename", role)
-                .with("acltype", acltype)
-                .with("topic", topic)
-                .with("allow", allow);
+            put(&mut cmd, "rolename", role.into());
+            put(&mut cmd, "acltype", acltype.into());
+            put(&mut cmd, "topic", topic.into());
+            put(&mut cmd, "allow", allow.into());
             if priority != -1 {
-                cmd.push("priority", priority);
+                put(&mut cmd, "priority", priority.into());
             }
-            Ok(cmd)
         }
         "removeRoleACL" => {
             let [role, acltype, topic] = a[..] else {
@@ -287,32 +292,43 @@ pub fn build_command(
             if !is_one_of(acltype, &ROLE_ACL_TYPES) {
                 return Err(BuildError::Invalid);
             }
-            Ok(cmd
-                .with("rolename", role)
-                .with("acltype", acltype)
-                .with("topic", topic))
+            put(&mut cmd, "rolename", role.into());
+            put(&mut cmd, "acltype", acltype.into());
+            put(&mut cmd, "topic", topic.into());
         }
-        _ => Err(BuildError::Unknown(command.to_string())),
+        _ => return Err(BuildError::Unknown(command.to_string())),
     }
+    Ok(Value::Object(cmd))
+}
+
+fn put(cmd: &mut Map<String, Value>, key: &str, value: Value) {
+    cmd.insert(key.to_string(), value);
 }
 
 /// `<first> <second> [priority]`: the priority is sent unless it is -1 (mosquitto_ctrl's
 /// "not given"), and accepted (then sent) on the remove commands as mosquitto_ctrl does.
-fn with_priority(cmd: Json, a: &[&str], first: &str, second: &str) -> Result<Json, BuildError> {
+fn with_priority(
+    cmd: &mut Map<String, Value>,
+    a: &[&str],
+    first: &str,
+    second: &str,
+) -> Result<(), BuildError> {
     let (x, y, priority) = match a[..] {
         [x, y] => (x, y, -1),
         [x, y, p] => (x, y, atoi(p)),
         _ => return Err(BuildError::Invalid),
     };
-    let mut cmd = cmd.with(first, x).with(second, y);
+    put(cmd, first, x.into());
+    put(cmd, second, y.into());
     if priority != -1 {
-        cmd.push("priority", priority);
+        put(cmd, "priority", priority.into());
     }
-    Ok(cmd)
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::json::to_compact;
     use super::*;
 
     fn no_prompt(_: &str, _: Option<&str>, _: bool) -> Result<String, PromptError> {
@@ -321,7 +337,7 @@ mod tests {
 
     fn req(line: &str) -> Result<String, BuildError> {
         let words: Vec<String> = line.split(' ').map(str::to_string).collect();
-        build_request(&words[0], &words[1..], &mut no_prompt).map(|j| j.to_compact())
+        build_request(&words[0], &words[1..], &mut no_prompt).map(|j| to_compact(&j))
     }
 
     fn cmd(json: &str) -> String {
@@ -472,7 +488,7 @@ mod tests {
         };
         let j = build_command("setClientPassword", &["bob".into()], &mut answer).unwrap();
         assert_eq!(
-            j.to_compact(),
+            to_compact(&j),
             r#"{"command":"setClientPassword","username":"bob","password":"secret"}"#
         );
         assert_eq!(
@@ -487,7 +503,7 @@ mod tests {
         let mut empty = |_: &str, _: Option<&str>, _: bool| Err(PromptError::Empty);
         let j = build_command("createClient", &["bob".into()], &mut empty).unwrap();
         assert_eq!(
-            j.to_compact(),
+            to_compact(&j),
             r#"{"command":"createClient","username":"bob"}"#
         );
         let mut mismatch = |_: &str, _: Option<&str>, _: bool| Err(PromptError::Mismatch);

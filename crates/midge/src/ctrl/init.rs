@@ -11,9 +11,9 @@ use std::os::unix::fs::OpenOptionsExt;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use midge_core::password::{HashKind, PasswordHash, DEFAULT_SALT_LEN};
+use serde_json::{json, Value};
 
-use super::json::Json;
-use super::prompt::get_password;
+use super::json::to_pretty;
 use super::Exit;
 
 /// PBKDF2 iterations `mosquitto_ctrl` 2.0 writes (`PW_DEFAULT_ITERATIONS`).
@@ -32,7 +32,7 @@ const ADMIN_ACLS: [(&str, &str); 8] = [
 ];
 
 /// The document for `username` with this password hash (salt and iterations inside).
-pub fn document(username: &str, hash: &PasswordHash) -> Json {
+pub fn document(username: &str, hash: &PasswordHash) -> Value {
     let PasswordHash::Pbkdf2Sha512 {
         iterations,
         salt,
@@ -41,35 +41,28 @@ pub fn document(username: &str, hash: &PasswordHash) -> Json {
     else {
         unreachable!("dynsec init writes PBKDF2-SHA512 only");
     };
-    let client = Json::object()
-        .with("username", username)
-        // cJSON looks keys up case-insensitively, so the plugin reads this as `textname`.
-        .with("textName", "Dynsec admin user")
-        .with("password", STANDARD.encode(hash))
-        .with("salt", STANDARD.encode(salt))
-        .with("iterations", i64::from(*iterations))
-        .with("roles", vec![Json::object().with("rolename", "admin")]);
-    let acls: Vec<Json> = ADMIN_ACLS
+    let acls: Vec<Value> = ADMIN_ACLS
         .iter()
-        .map(|(acltype, topic)| {
-            Json::object()
-                .with("acltype", *acltype)
-                .with("topic", *topic)
-                .with("allow", true)
-        })
+        .map(|(acltype, topic)| json!({ "acltype": acltype, "topic": topic, "allow": true }))
         .collect();
-    let role = Json::object().with("rolename", "admin").with("acls", acls);
-    Json::object()
-        .with("clients", vec![client])
-        .with("roles", vec![role])
-        .with(
-            "defaultACLAccess",
-            Json::object()
-                .with("publishClientSend", false)
-                .with("publishClientReceive", true)
-                .with("subscribe", false)
-                .with("unsubscribe", true),
-        )
+    json!({
+        "clients": [{
+            "username": username,
+            // cJSON looks keys up case-insensitively, so the plugin reads this as `textname`.
+            "textName": "Dynsec admin user",
+            "password": STANDARD.encode(hash),
+            "salt": STANDARD.encode(salt),
+            "iterations": iterations,
+            "roles": [{ "rolename": "admin" }],
+        }],
+        "roles": [{ "rolename": "admin", "acls": acls }],
+        "defaultACLAccess": {
+            "publishClientSend": false,
+            "publishClientReceive": true,
+            "subscribe": false,
+            "unsubscribe": true,
+        },
+    })
 }
 
 /// Hashes `password` with a fresh 12-byte salt, as mosquitto_ctrl 2.0 does.
@@ -97,7 +90,7 @@ pub fn run(args: &[String]) -> Exit {
     let (file, user) = (&args[0], &args[1]);
     let password = match args.get(2) {
         Some(p) => p.clone(),
-        None => match get_password(
+        None => match super::get_password(
             &format!("New password for {user}: "),
             Some(&format!("Reenter password for {user}: ")),
             false,
@@ -113,7 +106,7 @@ pub fn run(args: &[String]) -> Exit {
             return Exit::Failure;
         }
     };
-    let text = document(user, &hash).to_pretty();
+    let text = to_pretty(&document(user, &hash));
     // Created exclusively: an existing file is never overwritten (mosquitto_ctrl checks then
     // opens, which races), and with mode 0600 because the file holds password hashes.
     let written = OpenOptions::new()
@@ -161,7 +154,7 @@ mod tests {
     #[test]
     fn document_is_mosquitto_ctrls() {
         let hash = PasswordHash::new(HashKind::Pbkdf2Sha512, b"pw", &[7u8; 12], Some(101));
-        let text = document("admin", &hash).to_pretty();
+        let text = to_pretty(&document("admin", &hash));
         let PasswordHash::Pbkdf2Sha512 { hash: h, .. } = &hash else {
             unreachable!()
         };
@@ -173,12 +166,12 @@ mod tests {
         assert!(text.contains("{\n\t\t\t\t\t\"acltype\":\t\"unsubscribePattern\",\n\t\t\t\t\t\"topic\":\t\"#\",\n\t\t\t\t\t\"allow\":\ttrue\n\t\t\t\t}]\n\t\t}],"));
         assert!(text.ends_with("\t\"defaultACLAccess\":\t{\n\t\t\"publishClientSend\":\tfalse,\n\t\t\"publishClientReceive\":\ttrue,\n\t\t\"subscribe\":\tfalse,\n\t\t\"unsubscribe\":\ttrue\n\t}\n}"));
         // The stored hash verifies.
-        let doc = Json::parse(text.as_bytes()).unwrap();
-        let client = &doc.get("clients").unwrap().as_array().unwrap()[0];
+        let doc: Value = serde_json::from_str(&text).unwrap();
+        let client = &doc["clients"][0];
         let encoded = format!(
             "$7$101${}${}",
-            client.get("salt").unwrap().as_str().unwrap(),
-            client.get("password").unwrap().as_str().unwrap()
+            client["salt"].as_str().unwrap(),
+            client["password"].as_str().unwrap()
         );
         assert!(PasswordHash::parse(&encoded).unwrap().verify(b"pw"));
     }

@@ -39,12 +39,13 @@ mod init;
 mod json;
 mod options;
 mod print;
-mod prompt;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
 
 use options::{OptionError, Options, Parsed};
+
+use crate::prompt::{self, PromptError};
 
 /// How `midge ctrl` ends.
 #[derive(Debug, PartialEq)]
@@ -161,6 +162,28 @@ For more information see:
     );
 }
 
+/// Asks for a password as mosquitto_ctrl's `get_password` does (see [`prompt`]). Unless
+/// `quiet`, a failure is reported on stderr: `Error: Empty password.` (a read error counts as
+/// an empty answer) or `Error: Passwords do not match.`
+fn get_password(prompt: &str, verify: Option<&str>, quiet: bool) -> Result<String, PromptError> {
+    match prompt::get_password(prompt, verify) {
+        Ok(p) => Ok(String::from_utf8_lossy(&p).into_owned()),
+        Err(e) => {
+            let e = match e {
+                PromptError::Read(_) => PromptError::Empty,
+                e => e,
+            };
+            if !quiet {
+                match e {
+                    PromptError::Mismatch => eprintln!("Error: Passwords do not match."),
+                    _ => eprintln!("Error: Empty password."),
+                }
+            }
+            Err(e)
+        }
+    }
+}
+
 fn option_failure(e: OptionError) -> Exit {
     eprintln!("{}", e.0);
     Exit::Failure
@@ -233,7 +256,7 @@ fn run(args: Vec<OsString>) -> Exit {
     if command.eq_ignore_ascii_case("init") {
         return init::run(command_args);
     }
-    let request = match dynsec::build_request(command, command_args, &mut prompt::get_password) {
+    let request = match dynsec::build_request(command, command_args, &mut get_password) {
         Ok(r) => r,
         Err(dynsec::BuildError::Invalid) => return Exit::Invalid,
         Err(dynsec::BuildError::Unknown(c)) => {
@@ -247,7 +270,7 @@ fn run(args: Vec<OsString>) -> Exit {
         eprint!("Warning: You are running midge ctrl without encryption.\nThis means all of the configuration changes you are making are visible on the network, including passwords.\n\n");
     }
     if let (Some(user), None) = (&opts.username, &opts.password) {
-        match prompt::get_password(&format!("Password for {user}: "), None, false) {
+        match get_password(&format!("Password for {user}: "), None, false) {
             Ok(p) => opts.password = Some(p),
             Err(_) => {
                 eprintln!("Error getting password.");
@@ -259,7 +282,7 @@ fn run(args: Vec<OsString>) -> Exit {
         eprintln!("Error: Problem setting username and/or password.");
         return Exit::Failure;
     }
-    let payload = request.to_compact();
+    let payload = json::to_compact(&request);
     if opts.debug {
         eprintln!("Request: {payload}");
     }

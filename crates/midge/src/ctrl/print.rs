@@ -4,7 +4,9 @@
 
 use std::io::Write;
 
-use super::json::Json;
+use serde_json::Value;
+
+use super::json::{as_int, get, parse};
 
 const INVALID: &str = "Error: Invalid response from server.";
 
@@ -15,21 +17,20 @@ pub fn print_response(payload: &[u8], out: &mut dyn Write, err: &mut dyn Write) 
 }
 
 fn print_inner(payload: &[u8], out: &mut dyn Write, err: &mut dyn Write) -> std::io::Result<()> {
-    let Some(tree) = Json::parse(payload) else {
+    let Some(tree) = parse(payload) else {
         return writeln!(err, "Error: Payload not JSON.");
     };
-    let response = tree
-        .get("responses")
-        .and_then(Json::as_array)
+    let response = get(&tree, "responses")
+        .and_then(Value::as_array)
         .and_then(|r| r.first());
     let Some(response) = response else {
         return writeln!(err, "Error: Payload missing data.");
     };
-    let Some(command) = response.get("command") else {
+    let Some(command) = get(response, "command") else {
         return writeln!(err, "Error: Payload missing data.");
     };
     let command = command.as_str().unwrap_or("(null)");
-    if let Some(error) = response.get("error") {
+    if let Some(error) = get(response, "error") {
         return writeln!(
             err,
             "{command}: Error: {}",
@@ -57,21 +58,21 @@ fn print_inner(payload: &[u8], out: &mut dyn Write, err: &mut dyn Write) -> std:
 type Printed = std::io::Result<Result<(), ()>>;
 
 /// `data.<key>` as an object.
-fn data_object<'a>(response: &'a Json, key: &str) -> Option<&'a Json> {
-    let data = response.get("data").filter(|d| d.is_object())?;
-    data.get(key).filter(|o| o.is_object())
+fn data_object<'a>(response: &'a Value, key: &str) -> Option<&'a Value> {
+    let data = get(response, "data").filter(|d| d.is_object())?;
+    get(data, key).filter(|o| o.is_object())
 }
 
-fn print_list(response: &Json, array: &str, key: &str, out: &mut dyn Write) -> Printed {
-    let Some(data) = response.get("data") else {
+fn print_list(response: &Value, array: &str, key: &str, out: &mut dyn Write) -> Printed {
+    let Some(data) = get(response, "data") else {
         return Ok(Err(()));
     };
-    let Some(items) = data.get(array).and_then(Json::as_array) else {
+    let Some(items) = get(data, array).and_then(Value::as_array) else {
         return Ok(Err(()));
     };
     for item in items {
         let name = if item.is_object() {
-            item.get(key).and_then(Json::as_str)
+            get(item, key).and_then(Value::as_str)
         } else {
             item.as_str()
         };
@@ -83,131 +84,126 @@ fn print_list(response: &Json, array: &str, key: &str, out: &mut dyn Write) -> P
 }
 
 /// ` (priority: n)`, -1 when absent.
-fn priority(item: &Json) -> i64 {
-    item.get("priority").and_then(Json::as_int).unwrap_or(-1)
+fn priority(item: &Value) -> i64 {
+    get(item, "priority").and_then(as_int).unwrap_or(-1)
 }
 
-/// The `Roles:` block; `width` is the label column of the record it is part of.
-fn print_roles(roles: Option<&Json>, width: usize, out: &mut dyn Write) -> std::io::Result<()> {
-    let Some(roles) = roles.and_then(Json::as_array) else {
-        return writeln!(out, "Roles:");
-    };
-    let mut first = true;
-    for role in roles {
-        if let Some(name) = role.get("rolename").and_then(Json::as_str) {
-            let label = if first { "Roles:" } else { "" };
-            first = false;
-            writeln!(out, "{label:<width$} {name} (priority: {})", priority(role))?;
-        }
+/// The record a get command answers with, `data.<object>`, and its `<name>` member.
+fn record<'a>(response: &'a Value, object: &str, name: &str) -> Option<(&'a Value, &'a str)> {
+    let record = data_object(response, object)?;
+    Some((record, get(record, name)?.as_str()?))
+}
+
+/// `lines` one a line, after `label` on the first and after blanks on the others, the label
+/// column `width` wide.
+fn column(
+    out: &mut dyn Write,
+    label: &str,
+    width: usize,
+    lines: impl Iterator<Item = String>,
+) -> std::io::Result<()> {
+    let mut label = label;
+    for line in lines {
+        writeln!(out, "{label:<width$} {line}")?;
+        label = "";
     }
     Ok(())
 }
 
-fn print_client(response: &Json, out: &mut dyn Write) -> Printed {
-    let Some(client) = data_object(response, "client") else {
-        return Ok(Err(()));
+/// `<name> (priority: n)` for each item of `items` that has a string `key`; a `label:` line
+/// alone when `items` is not an array.
+fn print_names(
+    items: Option<&Value>,
+    key: &str,
+    label: &str,
+    width: usize,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    let Some(items) = items.and_then(Value::as_array) else {
+        return writeln!(out, "{label}");
     };
-    let Some(username) = client.get("username").and_then(Json::as_str) else {
+    let lines = items.iter().filter_map(|item| {
+        let name = get(item, key)?.as_str()?;
+        Some(format!("{name} (priority: {})", priority(item)))
+    });
+    column(out, label, width, lines)
+}
+
+fn print_client(response: &Value, out: &mut dyn Write) -> Printed {
+    let Some((client, username)) = record(response, "client", "username") else {
         return Ok(Err(()));
     };
     writeln!(out, "Username: {username}")?;
-    match client.get("clientid").and_then(Json::as_str) {
+    match get(client, "clientid").and_then(Value::as_str) {
         Some(id) => writeln!(out, "Clientid: {id}")?,
         None => writeln!(out, "Clientid:")?,
     }
-    if let Some(disabled) = client.get("disabled").and_then(Json::as_bool) {
+    if let Some(disabled) = get(client, "disabled").and_then(Value::as_bool) {
         writeln!(out, "Disabled: {disabled}")?;
     }
-    print_roles(client.get("roles"), "Username:".len(), out)?;
-    match client.get("groups").and_then(Json::as_array) {
-        Some(groups) => {
-            let mut first = true;
-            for group in groups {
-                if let Some(name) = group.get("groupname").and_then(Json::as_str) {
-                    let label = if first { "Groups:" } else { "" };
-                    first = false;
-                    writeln!(out, "{label:<9} {name} (priority: {})", priority(group))?;
-                }
-            }
-        }
-        None => writeln!(out, "Groups:")?,
-    }
+    let width = "Username:".len();
+    print_names(get(client, "roles"), "rolename", "Roles:", width, out)?;
+    print_names(get(client, "groups"), "groupname", "Groups:", width, out)?;
     Ok(Ok(()))
 }
 
-fn print_group(response: &Json, out: &mut dyn Write) -> Printed {
-    let Some(group) = data_object(response, "group") else {
-        return Ok(Err(()));
-    };
-    let Some(name) = group.get("groupname").and_then(Json::as_str) else {
+fn print_group(response: &Value, out: &mut dyn Write) -> Printed {
+    let Some((group, name)) = record(response, "group", "groupname") else {
         return Ok(Err(()));
     };
     writeln!(out, "Groupname: {name}")?;
-    print_roles(group.get("roles"), "Groupname:".len(), out)?;
-    if let Some(clients) = group.get("clients").and_then(Json::as_array) {
-        let mut first = true;
-        for client in clients {
-            if let Some(user) = client.get("username").and_then(Json::as_str) {
-                let label = if first { "Clients:" } else { "" };
-                first = false;
-                writeln!(out, "{label:<10} {user}")?;
-            }
-        }
+    let width = "Groupname:".len();
+    print_names(get(group, "roles"), "rolename", "Roles:", width, out)?;
+    if let Some(clients) = get(group, "clients").and_then(Value::as_array) {
+        let users = clients
+            .iter()
+            .filter_map(|c| get(c, "username")?.as_str().map(str::to_string));
+        column(out, "Clients:", width, users)?;
     }
     Ok(Ok(()))
 }
 
-fn print_role(response: &Json, out: &mut dyn Write) -> Printed {
-    let Some(role) = data_object(response, "role") else {
-        return Ok(Err(()));
-    };
-    let Some(name) = role.get("rolename").and_then(Json::as_str) else {
+fn print_role(response: &Value, out: &mut dyn Write) -> Printed {
+    let Some((role, name)) = record(response, "role", "rolename") else {
         return Ok(Err(()));
     };
     writeln!(out, "Rolename: {name}")?;
-    if let Some(acls) = role.get("acls").and_then(Json::as_array) {
-        let mut first = true;
-        for acl in acls {
-            let Some(acltype) = acl.get("acltype").and_then(Json::as_str) else {
-                continue;
-            };
-            let label = if first { "ACLs:" } else { "" };
-            first = false;
-            let mut line = format!("{label:<9} {acltype:<20}");
-            if let Some(allow) = acl.get("allow").and_then(Json::as_bool) {
+    if let Some(acls) = get(role, "acls").and_then(Value::as_array) {
+        let lines = acls.iter().filter_map(|acl| {
+            let acltype = get(acl, "acltype")?.as_str()?;
+            let mut line = format!("{acltype:<20}");
+            if let Some(allow) = get(acl, "allow").and_then(Value::as_bool) {
                 line.push_str(if allow { " : allow" } else { " : deny " });
             }
-            if let Some(topic) = acl.get("topic").and_then(Json::as_str) {
+            if let Some(topic) = get(acl, "topic").and_then(Value::as_str) {
                 line.push_str(" : ");
                 line.push_str(topic);
             }
-            writeln!(out, "{line} (priority: {})", priority(acl))?;
-        }
+            Some(format!("{line} (priority: {})", priority(acl)))
+        });
+        column(out, "ACLs:", "Rolename:".len(), lines)?;
     }
     Ok(Ok(()))
 }
 
-fn print_anonymous_group(response: &Json, out: &mut dyn Write) -> Printed {
-    let Some(group) = data_object(response, "group") else {
-        return Ok(Err(()));
-    };
-    let Some(name) = group.get("groupname").and_then(Json::as_str) else {
+fn print_anonymous_group(response: &Value, out: &mut dyn Write) -> Printed {
+    let Some((_, name)) = record(response, "group", "groupname") else {
         return Ok(Err(()));
     };
     writeln!(out, "{name}")?;
     Ok(Ok(()))
 }
 
-fn print_default_acl_access(response: &Json, out: &mut dyn Write) -> Printed {
-    let Some(data) = response.get("data").filter(|d| d.is_object()) else {
+fn print_default_acl_access(response: &Value, out: &mut dyn Write) -> Printed {
+    let Some(data) = get(response, "data").filter(|d| d.is_object()) else {
         return Ok(Err(()));
     };
-    let Some(acls) = data.get("acls").and_then(Json::as_array) else {
+    let Some(acls) = get(data, "acls").and_then(Value::as_array) else {
         return Ok(Err(()));
     };
     for acl in acls {
-        let acltype = acl.get("acltype").and_then(Json::as_str);
-        let allow = acl.get("allow").and_then(Json::as_bool);
+        let acltype = get(acl, "acltype").and_then(Value::as_str);
+        let allow = get(acl, "allow").and_then(Value::as_bool);
         let (Some(acltype), Some(allow)) = (acltype, allow) else {
             return Ok(Err(()));
         };

@@ -3,6 +3,8 @@
 //! log, and a bounded run of a client tool.
 #![allow(dead_code)]
 
+pub mod dynsec;
+
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -126,12 +128,15 @@ impl Midge {
 
 /// Runs a Mosquitto client tool, killed after 10 s.
 pub fn tool(program: &str, args: &[String]) -> Output {
-    let mut child = match Command::new(program)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-    {
+    let mut cmd = Command::new(program);
+    cmd.args(args);
+    tool_output(cmd)
+}
+
+/// Runs `cmd` with its output captured, killed after 10 s.
+pub fn tool_output(mut cmd: Command) -> Output {
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    let mut child = match cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn() {
         Ok(c) => c,
         Err(e) => panic!("{program} not found ({e}): {INSTALL}"),
     };
