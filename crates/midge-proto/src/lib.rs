@@ -22,3 +22,4 @@ pub use encode::{encode_packet, encode_publish, packet_len, publish_len, Outgoin
 pub use error::DecodeError;
 pub use packet::*;
 pub use properties::Properties;
+pub use property_codec::{decode_publish_properties, encode_publish_properties};

@@ -480,3 +480,44 @@ pub(crate) fn put_properties(buf: &mut impl BufMut, p: &Properties, rules: &Prop
     put_varint(buf, len);
     walk_properties(p, rules, &mut PutSink(buf));
 }
+
+/// Writes the properties a PUBLISH carries from the server (length first), for a store that
+/// keeps messages across restarts: the same bytes a PUBLISH would hold.
+pub fn encode_publish_properties(p: &Properties, buf: &mut impl BufMut) {
+    let len = properties_len(p, &PUBLISH_FROM_SERVER);
+    put_properties(buf, p, &PUBLISH_FROM_SERVER, len);
+}
+
+/// Reads back what [`encode_publish_properties`] wrote, with the codec's checks.
+pub fn decode_publish_properties(bytes: &[u8]) -> Result<Properties, DecodeError> {
+    let mut r = Reader::new(bytes::Bytes::copy_from_slice(bytes));
+    let p = decode_properties(&mut r, &PUBLISH_FROM_SERVER)?;
+    if !r.is_empty() {
+        return Err(DecodeError::Truncated);
+    }
+    Ok(p)
+}
+
+#[cfg(test)]
+mod stored_tests {
+    use super::*;
+
+    #[test]
+    fn publish_properties_round_trip() {
+        let p = Properties {
+            payload_format_indicator: Some(1),
+            content_type: Some("text/plain".into()),
+            response_topic: Some("r/t".into()),
+            correlation_data: Some(bytes::Bytes::from_static(b"\x00\x01")),
+            user_properties: vec![("k".into(), "v".into()), ("k".into(), "w".into())],
+            ..Properties::default()
+        };
+        let mut buf = Vec::new();
+        encode_publish_properties(&p, &mut buf);
+        assert_eq!(decode_publish_properties(&buf).unwrap(), p);
+        let mut empty = Vec::new();
+        encode_publish_properties(&Properties::default(), &mut empty);
+        assert_eq!(empty, [0]);
+        assert!(decode_publish_properties(&[5, 1]).is_err());
+    }
+}

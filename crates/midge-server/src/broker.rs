@@ -77,6 +77,9 @@ pub struct Attached {
     pub session_present: bool,
     /// Another connection held the session and has been told to close.
     pub took_over: bool,
+    /// A session of this client id was in the persistence store before this CONNECT (the
+    /// one resumed, or the one a clean start discarded).
+    pub was_persisted: bool,
 }
 
 pub struct Broker {
@@ -103,6 +106,8 @@ pub struct Broker {
     pub started: Instant,
     /// What `$SYS` last published and the load averages, shared with the HTTP API.
     pub systree: Mutex<midge_core::systree::SysTree>,
+    /// The persistence store, with `persistence true`.
+    pub persist: Option<crate::persist::Persist>,
 }
 
 #[derive(Debug)]
@@ -137,6 +142,14 @@ thread_local! {
 
 impl Broker {
     pub fn new(settings: Settings) -> Arc<Broker> {
+        Broker::with_persistence(settings, None)
+    }
+
+    /// A broker whose persistent state is written to `persist` (see `crate::persist`).
+    pub fn with_persistence(
+        settings: Settings,
+        persist: Option<crate::persist::Persist>,
+    ) -> Arc<Broker> {
         let reloadable = Reloadable {
             retain_available: AtomicBool::new(settings.retain_available),
             upgrade_outgoing_qos: AtomicBool::new(settings.upgrade_outgoing_qos),
@@ -153,6 +166,7 @@ impl Broker {
             metrics: crate::metrics::Counters::default(),
             started: Instant::now(),
             systree: Mutex::new(midge_core::systree::SysTree::new(crate::systree::version())),
+            persist,
             hashing: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
             ),
@@ -188,9 +202,11 @@ impl Broker {
         let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
         let mut sessions = self.sessions.lock();
         let mut took_over = false;
+        let mut was_persisted = false;
         if let Some(old) = sessions.get(client_id).cloned() {
             let mut st = old.state.lock();
             took_over = st.generation != 0;
+            was_persisted = st.persisted;
             if !clean_start && !st.ended {
                 st.generation = generation;
                 st.last_generation = generation;
@@ -203,8 +219,10 @@ impl Broker {
                     generation,
                     session_present: true,
                     took_over,
+                    was_persisted,
                 };
             }
+            st.persisted = false;
             st.ended = true;
             st.generation = 0;
             let filters: Vec<String> = st.subscriptions.drain().map(|(f, _)| f).collect();
@@ -226,6 +244,7 @@ impl Broker {
             generation,
             session_present: false,
             took_over,
+            was_persisted,
         }
     }
 
@@ -244,19 +263,24 @@ impl Broker {
             // Taken over (or discarded): the session lives on elsewhere, so a delayed will
             // is cancelled [MQTT-3.1.3-9]; an immediate one is the old connection's.
             if let Some(w) = will.filter(|w| w.delay == 0) {
-                self.publish_will(w);
+                self.publish_will_now(w);
             }
             return;
         }
         st.generation = 0;
         let expiry = st.expiry_interval;
+        if st.persisted && expiry != 0 {
+            if let Some(p) = &self.persist {
+                self.store_disconnect(p, session, &st, will.as_ref());
+            }
+        }
         drop(st);
         session.set_online(false);
 
         if expiry == 0 {
             self.end_session(session);
             if let Some(w) = will {
-                self.publish_will(w);
+                self.publish_will_now(w);
             }
             return;
         }
@@ -265,20 +289,13 @@ impl Broker {
             let session = Arc::clone(session);
             tokio::spawn(async move {
                 tokio::time::sleep(Duration::from_secs(u64::from(expiry))).await;
-                let idle = {
-                    let st = session.state.lock();
-                    st.generation == 0 && st.last_generation == generation
-                };
-                if idle && !broker.is_replaced(&session) {
-                    broker.end_session(&session);
-                    broker.metrics.add(Counter::SessionsExpired, 1);
-                }
+                broker.expire_if_idle(&session, generation);
             });
         }
         if let Some(w) = will {
             let delay = w.delay.min(expiry);
             if delay == 0 {
-                self.publish_will(w);
+                self.publish_will_now(w);
             } else {
                 let broker = Arc::clone(self);
                 let session = Arc::clone(session);
@@ -287,10 +304,87 @@ impl Broker {
                     tokio::time::sleep(Duration::from_secs(u64::from(delay))).await;
                     // Not sent if any connection resumed the session in the meantime.
                     if !broker.resumed_since(&session, since) {
-                        broker.publish_will(w);
+                        broker.publish_will_now(w);
+                        broker.forget_stored_will(&session);
                     }
                 });
             }
+        }
+    }
+
+    /// The store learns that the client left: when, and whether a will still waits (one
+    /// published now, or none, is cleared).
+    fn store_disconnect(
+        &self,
+        p: &crate::persist::Persist,
+        session: &Session,
+        st: &crate::session::SessionState,
+        will: Option<&PendingWill>,
+    ) {
+        let client_id = session.client_id.to_string();
+        let listener = session
+            .listener()
+            .map_or(0, |l| u32::try_from(l.index).unwrap_or(u32::MAX));
+        p.submit(crate::store::Op::UpsertSession {
+            client_id: client_id.clone(),
+            expiry_interval: st.expiry_interval,
+            disconnected_unix: Some(crate::persist::unix_now()),
+            username: session.username().as_deref().map(str::to_owned),
+            listener,
+            protocol: st.protocol,
+        });
+        if will.is_none_or(|w| w.delay.min(st.expiry_interval) == 0) {
+            p.submit(crate::store::Op::SetWill {
+                client_id,
+                will: None,
+            });
+        }
+    }
+
+    /// Ends the session when its expiry comes and no connection has attached since the one
+    /// with `generation` left (0: since start-up).
+    pub(crate) fn expire_if_idle(&self, session: &Arc<Session>, generation: u64) {
+        let idle = {
+            let st = session.state.lock();
+            st.generation == 0 && st.last_generation == generation
+        };
+        if idle && !self.is_replaced(session) {
+            self.end_session(session);
+            self.metrics.add(Counter::SessionsExpired, 1);
+        }
+    }
+
+    /// Registers a session rebuilt from the store.
+    pub(crate) fn insert_session(&self, session: Arc<Session>) {
+        self.sessions
+            .lock()
+            .insert(Arc::clone(&session.client_id), session);
+    }
+
+    pub(crate) fn retained_store(
+        &self,
+    ) -> parking_lot::RwLockWriteGuard<'_, RetainedStore<Arc<Message>>> {
+        self.retained.write()
+    }
+
+    /// Where the persistence store is, for the log.
+    pub(crate) fn persist_path(&self) -> String {
+        self.persist
+            .as_ref()
+            .map(|p| p.path().display().to_string())
+            .unwrap_or_default()
+    }
+
+    /// A stored will has been published (or is no longer wanted).
+    pub(crate) fn forget_stored_will(&self, session: &Session) {
+        let Some(p) = &self.persist else {
+            return;
+        };
+        if session.state.lock().persisted {
+            p.submit(crate::store::Op::SetWill {
+                client_id: session.client_id.to_string(),
+                will: None,
+            });
         }
     }
 
@@ -310,6 +404,13 @@ impl Broker {
     pub fn end_session(&self, session: &Arc<Session>) {
         let filters: Vec<String> = {
             let mut st = session.state.lock();
+            if std::mem::take(&mut st.persisted) {
+                if let Some(p) = &self.persist {
+                    p.submit(crate::store::Op::DeleteSession {
+                        client_id: session.client_id.to_string(),
+                    });
+                }
+            }
             st.ended = true;
             st.queue.clear();
             st.inflight.clear();
@@ -393,9 +494,14 @@ impl Broker {
     /// Closes the connections of clients logged in as `username` (dynamic security: the
     /// client was deleted or disabled, or its password, roles or groups changed).
     pub fn kick_username(&self, username: &str) {
+        self.kick_where(|s| s.username().as_deref() == Some(username));
+    }
+
+    /// Closes the connections of every session `which` selects.
+    pub fn kick_where(&self, which: impl Fn(&Session) -> bool) {
         let sessions: Vec<Arc<Session>> = self.sessions.lock().values().cloned().collect();
         for session in sessions {
-            if session.username().as_deref() != Some(username) {
+            if !which(&session) {
                 continue;
             }
             let mut st = session.state.lock();
@@ -449,12 +555,20 @@ impl Broker {
     }
 
     /// Stores or clears a retained message (an empty payload clears).
-    pub fn retain(&self, msg: &Arc<Message>) {
-        let mut store = self.retained.write();
-        if msg.payload.is_empty() {
-            store.remove(&msg.topic);
-        } else {
-            store.set(&msg.topic, Arc::clone(msg));
+    /// Returns the persistence ticket (0 when nothing was stored).
+    pub fn retain(&self, msg: &Arc<Message>) -> u64 {
+        {
+            let mut store = self.retained.write();
+            if msg.payload.is_empty() {
+                store.remove(&msg.topic);
+            } else {
+                store.set(&msg.topic, Arc::clone(msg));
+            }
+        }
+        // The broker's own `$SYS` values are rebuilt at start-up, not restored.
+        match &self.persist {
+            Some(p) if !msg.topic.starts_with("$SYS") => p.retain(msg),
+            _ => 0,
         }
     }
 
@@ -468,7 +582,7 @@ impl Broker {
         });
     }
 
-    fn publish_will(&self, will: PendingWill) {
+    pub(crate) fn publish_will_now(&self, will: PendingWill) {
         // Control requests are never taken from a will (Mosquitto 2.0.16): a will is
         // published after the client is gone, with nobody to answer to.
         let control = will.will.topic.starts_with("$CONTROL/");
@@ -502,15 +616,27 @@ impl Broker {
     /// Stores (if retained) and routes a message; the full publish path after the
     /// publisher's own checks. Returns the number of subscribers it was queued for.
     pub fn publish(&self, msg: &Arc<Message>, now: Instant) -> usize {
+        self.publish_stored(msg, now).0
+    }
+
+    /// As [`Broker::publish`], also returning the persistence ticket the publisher's
+    /// acknowledgement must wait for (0 when nothing was stored).
+    pub fn publish_stored(&self, msg: &Arc<Message>, now: Instant) -> (usize, u64) {
+        let mut ticket = 0;
         if msg.retain && self.retain_available() {
-            self.retain(msg);
+            ticket = self.retain(msg);
         }
-        self.route(msg, now)
+        let (delivered, routed) = self.route_stored(msg, now);
+        (delivered, ticket.max(routed))
     }
 
     /// Delivers a message to every matching subscription: one delivery per client at the
     /// highest matching QoS with every subscription identifier, plus one per shared group.
     pub fn route(&self, msg: &Arc<Message>, now: Instant) -> usize {
+        self.route_stored(msg, now).0
+    }
+
+    fn route_stored(&self, msg: &Arc<Message>, now: Instant) -> (usize, u64) {
         TARGETS.with(|cell| {
             let Ok(mut targets) = cell.try_borrow_mut() else {
                 // Re-entered from a delivery on this thread; cannot happen today, but never panic.
@@ -530,7 +656,12 @@ impl Broker {
         }
     }
 
-    fn route_into(&self, msg: &Arc<Message>, now: Instant, targets: &mut Vec<Target>) -> usize {
+    fn route_into(
+        &self,
+        msg: &Arc<Message>,
+        now: Instant,
+        targets: &mut Vec<Target>,
+    ) -> (usize, u64) {
         let publisher = msg.publisher.as_deref();
         {
             let trie = self.subs.read();
@@ -567,6 +698,7 @@ impl Broker {
             targets.sort_unstable_by_key(|t| (t.shared, Arc::as_ptr(&t.session) as usize));
         }
         let mut delivered = 0;
+        let mut ticket = 0;
         let mut i = 0;
         while i < targets.len() {
             let first = &targets[i];
@@ -599,14 +731,21 @@ impl Broker {
                 qos,
                 retain: rap && msg.retain,
                 sub_ids,
+                seq: 0,
             };
-            if first.session.push(delivery, self.settings.queue, now) {
-                delivered += 1;
-            } else {
-                self.metrics.add(Counter::PublishDropped, 1);
+            let persist = self.persist.as_ref();
+            match first
+                .session
+                .push(delivery, self.settings.queue, now, persist)
+            {
+                Some(t) => {
+                    delivered += 1;
+                    ticket = ticket.max(t);
+                }
+                None => self.metrics.add(Counter::PublishDropped, 1),
             }
             i = j;
         }
-        delivered
+        (delivered, ticket)
     }
 }

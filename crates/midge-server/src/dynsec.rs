@@ -102,6 +102,29 @@ impl DynSecInstance {
             }
             self.state.store(Arc::new(next));
         }
+        if outcome.changed {
+            for username in &outcome.kick {
+                broker.kick_username(username);
+            }
+            if outcome.kick_anonymous {
+                // Clients without a username on listeners this file governs.
+                broker.kick_where(|s| {
+                    s.username().is_none()
+                        && s.listener().is_some_and(|l| {
+                            l.policy
+                                .get()
+                                .dynsec
+                                .as_ref()
+                                .is_some_and(|d| std::ptr::eq(Arc::as_ptr(d), self))
+                        })
+                });
+            }
+            // CVE-2021-34434: a subscription allowed when it was made must not outlive the
+            // right to make it, online or offline.
+            broker.recheck_subscriptions();
+        }
+        // The answer goes out once the change is in force (kicks done), so whoever acts on
+        // it sees the new rules.
         let now = Instant::now();
         let response = Message::new(
             midge_core::dynsec::RESPONSE_TOPIC.into(),
@@ -113,14 +136,6 @@ impl DynSecInstance {
             None,
         );
         broker.publish(&Arc::new(response), now);
-        if outcome.changed {
-            for username in &outcome.kick {
-                broker.kick_username(username);
-            }
-            // CVE-2021-34434: a subscription allowed when it was made must not outlive the
-            // right to make it, online or offline.
-            broker.recheck_subscriptions();
-        }
     }
 }
 

@@ -14,6 +14,7 @@ use crate::connection::{self, Transport};
 use crate::http_api::{self, ApiState, ListenerInfo};
 use crate::listener_ctx::ListenerCtx;
 use crate::metrics::Counter;
+use crate::persist::Persist;
 use crate::policy::Policy;
 use crate::settings::Settings;
 use crate::stream::Stream;
@@ -42,6 +43,9 @@ pub enum ServerError {
     Policy(String),
     #[error("{0}")]
     Tls(String),
+    /// The persistence store cannot be opened (corrupt, newer format, in use, …).
+    #[error("{0}")]
+    Persistence(String),
     /// A listener option that cannot be honoured (e.g. `http_dir` missing).
     #[error("{0}")]
     Listener(String),
@@ -223,7 +227,15 @@ impl Server {
     pub async fn bind(config: &Config) -> Result<Server, ServerError> {
         let local_only = config.listeners.is_empty();
         let settings = Settings::from_config(config, local_only);
-        let broker = Broker::new(settings);
+        let (persist, snapshot) = if config.persistence.enabled {
+            let path = config.persistence.path();
+            let (p, s) =
+                Persist::open(&path, config.persistence.fsync).map_err(ServerError::Persistence)?;
+            (Some(p), Some(s))
+        } else {
+            (None, None)
+        };
+        let broker = Broker::with_persistence(settings, persist);
         let admission = Arc::new(Admission::new(config.max_connections_per_ip));
         let mut bound = Vec::new();
         let mut contexts = Vec::new();
@@ -269,6 +281,9 @@ impl Server {
         }
         if bound.is_empty() {
             return Err(ServerError::NoListener);
+        }
+        if let Some(snapshot) = snapshot {
+            broker.restore(snapshot, &contexts);
         }
         let (shutdown, _) = watch::channel(false);
         let api = Arc::new(ApiState {
@@ -356,6 +371,14 @@ impl Server {
         let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
         while self.broker.open_connections() > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        // What the departing connections changed is written before the process ends.
+        if let Some(p) = &self.broker.persist {
+            let p = p.clone_handle();
+            let closed = tokio::task::spawn_blocking(move || p.close()).await;
+            if let Ok(Err(e)) = closed {
+                tracing::error!("{e}");
+            }
         }
     }
 }

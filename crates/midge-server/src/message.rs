@@ -27,6 +27,9 @@ pub struct Message {
     pub publisher: Option<Arc<str>>,
     /// Username of the publisher, for `check_retain_source` when the message is retained.
     pub publisher_username: Option<Arc<str>>,
+    /// Its stored form (with its identity in the persistence store), made once when a
+    /// persistent delivery or the retained store first needs it.
+    pub stored: std::sync::OnceLock<Arc<crate::store::StoredMessage>>,
 }
 
 impl Message {
@@ -55,6 +58,7 @@ impl Message {
             expires_at,
             publisher,
             publisher_username: None,
+            stored: std::sync::OnceLock::new(),
         }
     }
 

@@ -19,6 +19,7 @@ use tokio::sync::Notify;
 
 use crate::listener_ctx::ListenerCtx;
 use crate::message::Message;
+use crate::persist::Persist;
 
 /// One message on its way to one subscriber.
 #[derive(Clone, Debug)]
@@ -31,6 +32,9 @@ pub struct Delivery {
     pub retain: bool,
     /// MQTT 5 subscription identifiers of every matching subscription of this client.
     pub sub_ids: Vec<u32>,
+    /// Its number in the persistence store; 0 when it is not stored (persistence off, a
+    /// clean session, or QoS 0).
+    pub seq: u64,
 }
 
 /// Where an outgoing QoS 1 or 2 message stands in its acknowledgement flow.
@@ -98,6 +102,10 @@ pub struct SessionState {
     pub dropped: u64,
     /// The generation of a connection dynamic security has told to close (0 = none).
     pub kicked: u64,
+    /// The session is in the persistence store: its changes are written there.
+    pub persisted: bool,
+    /// Protocol level of the last connection (3, 4 or 5), for the store.
+    pub protocol: u8,
 }
 
 impl SessionState {
@@ -179,6 +187,14 @@ impl Session {
         self.identity.store(Some(Arc::new(identity)));
     }
 
+    /// The listener the session's client came through.
+    pub fn listener(&self) -> Option<Arc<ListenerCtx>> {
+        self.identity
+            .load()
+            .as_ref()
+            .map(|id| Arc::clone(&id.listener))
+    }
+
     /// The username the session's client logged in with.
     pub fn username(&self) -> Option<Arc<str>> {
         self.identity
@@ -209,19 +225,26 @@ impl Session {
     }
 
     /// Queues a delivery, applying the queue limits; QoS 0 messages are not queued for an
-    /// offline session unless `queue_qos0_messages` is set (as in Mosquitto). Returns false when
-    /// the delivery was dropped.
-    pub fn push(&self, delivery: Delivery, limits: QueueLimits, now: Instant) -> bool {
+    /// offline session unless `queue_qos0_messages` is set (as in Mosquitto). A QoS 1/2
+    /// delivery to a persistent session is also stored. Returns `None` when the delivery
+    /// was dropped, otherwise the store ticket behind it (0 when nothing was stored).
+    pub fn push(
+        &self,
+        mut delivery: Delivery,
+        limits: QueueLimits,
+        now: Instant,
+        persist: Option<&Persist>,
+    ) -> Option<u64> {
         let mut st = self.state.lock();
         if st.ended {
-            return false;
+            return None;
         }
         let online = st.generation != 0;
         if !online && delivery.qos == QoS::AtMostOnce && !limits.queue_qos0 {
-            return false;
+            return None;
         }
         if delivery.msg.is_expired(now) {
-            return false;
+            return None;
         }
         let full_count = limits.max_messages != 0 && st.queue.len() >= limits.max_messages;
         // As Mosquitto: a message is queued while the total is still below the limit.
@@ -234,7 +257,13 @@ impl Session {
                 );
             }
             st.dropped += 1;
-            return false;
+            return None;
+        }
+        let mut ticket = 0;
+        if let Some(persist) = persist.filter(|_| st.persisted) {
+            if delivery.qos != QoS::AtMostOnce {
+                ticket = persist.enqueue(&self.client_id, &mut delivery);
+            }
         }
         st.queued_bytes += delivery.msg.size();
         st.queue.push_back(delivery);
@@ -242,6 +271,6 @@ impl Session {
         if online {
             self.wake.notify_one();
         }
-        true
+        Some(ticket)
     }
 }

@@ -5,8 +5,8 @@
 use super::line::Line;
 use super::{value, Parser, Target};
 
-/// `log_*` options. Midge logs through `tracing` to stderr until issue 7 implements the
-/// destinations; the values are checked and kept.
+/// `log_*` options, applied by the `midge` binary (`crates/midge/src/logging`): Mosquitto's
+/// line format, types and destinations over the broker's `tracing` events.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoggingOptions {
     /// `log_dest` lines in order (repeatable; `none` clears the earlier ones).
@@ -66,8 +66,7 @@ pub enum LogType {
     All,
 }
 
-/// Persistence options (issue 7). Only `persistence false` works today; the other values
-/// are kept for issue 7 and change nothing without persistence.
+/// Persistence options: where the store lives and how durable an acknowledgement is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PersistenceOptions {
     /// `persistence` / `retained_persistence` (default false).
@@ -80,6 +79,27 @@ pub struct PersistenceOptions {
     pub autosave_interval: u32,
     /// `autosave_on_changes` (default false): `autosave_interval` counts changes instead.
     pub autosave_on_changes: bool,
+    /// `persistence_fsync` (Midge, default false): an acknowledgement waits for the write to
+    /// be on disk (survives power loss), not only in the operating system (survives a
+    /// crash or `kill -9` of the broker).
+    pub fsync: bool,
+}
+
+/// File name of the store when `persistence_file` is not given. Not Mosquitto's
+/// `mosquitto.db`: the formats differ, and an existing Mosquitto file must not be mistaken
+/// for Midge's.
+pub const DEFAULT_PERSISTENCE_FILE: &str = "midge.db";
+
+impl PersistenceOptions {
+    /// `persistence_location` joined with `persistence_file` (Mosquitto joins them as
+    /// strings, so the location is expected to end with `/`; both forms work here).
+    pub fn path(&self) -> std::path::PathBuf {
+        let file = self.file.as_deref().unwrap_or(DEFAULT_PERSISTENCE_FILE);
+        match &self.location {
+            Some(dir) => std::path::Path::new(dir).join(file),
+            None => std::path::PathBuf::from(file),
+        }
+    }
 }
 
 impl Default for PersistenceOptions {
@@ -90,6 +110,7 @@ impl Default for PersistenceOptions {
             location: None,
             autosave_interval: 1800,
             autosave_on_changes: false,
+            fsync: false,
         }
     }
 }
@@ -269,15 +290,16 @@ pub(crate) fn sys_interval(parser: &mut Parser<'_>, line: &Line<'_>) -> Result<(
     Ok(())
 }
 
-/// `persistence` / `retained_persistence`: `false` is what Midge does; `true` comes with
-/// issue 7.
+/// `persistence` / `retained_persistence`.
 pub(crate) fn persistence(parser: &mut Parser<'_>, line: &Line<'_>) -> Result<(), String> {
-    let enabled = line.bool()?;
-    parser.config.persistence.enabled = enabled;
-    if enabled {
-        parser.not_yet_with(line, "true");
-    }
+    parser.config.persistence.enabled = line.bool()?;
     Ok(())
+}
+
+/// `persistence_fsync` (Midge): acknowledge only what is on disk (fsync per commit), rather
+/// than what reached the operating system.
+pub(crate) fn persistence_fsync(parser: &mut Parser<'_>, line: &Line<'_>) -> Result<(), String> {
+    global_bool(parser, line, |c| &mut c.persistence.fsync)
 }
 
 /// A global string option that may be given once, as in Mosquitto.
@@ -316,11 +338,14 @@ pub(crate) fn autosave_on_changes(parser: &mut Parser<'_>, line: &Line<'_>) -> R
     global_bool(parser, line, |c| &mut c.persistence.autosave_on_changes)
 }
 
+/// `pid_file`: the binary writes it once the listeners are bound and removes it at exit.
 pub(crate) fn pid_file(parser: &mut Parser<'_>, line: &Line<'_>) -> Result<(), String> {
     global_string(parser, line, "pid_file", |c| &mut c.pid_file)
 }
 
-/// `user`: the last one wins, as in Mosquitto.
+/// `user`: the last one wins, as in Mosquitto. The binary drops root privileges to it
+/// after binding; without it Midge stays root (and warns) where Mosquitto would switch to
+/// `mosquitto`.
 pub(crate) fn user(parser: &mut Parser<'_>, line: &Line<'_>) -> Result<(), String> {
     parser.config.user = Some(parser.string(line)?);
     Ok(())

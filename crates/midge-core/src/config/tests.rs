@@ -1145,14 +1145,6 @@ fn options_not_supported_yet_are_refused_after_their_value_is_checked() {
     // Options supported with some values only.
     let cases: &[(&str, &str)] = &[
         (
-            "persistence true",
-            "test.conf:1: option 'persistence true' is not supported yet",
-        ),
-        (
-            "retained_persistence 1",
-            "test.conf:1: option 'retained_persistence true' is not supported yet",
-        ),
-        (
             "enable_control_api true",
             "test.conf:1: option 'enable_control_api true' is not supported yet",
         ),
@@ -1164,6 +1156,22 @@ fn options_not_supported_yet_are_refused_after_their_value_is_checked() {
     for (text, expected) in cases {
         assert_eq!(&err(text), expected, "in:\n{text}");
     }
+}
+
+#[test]
+fn persistence_path_and_durability() {
+    let c = ok("persistence true\n");
+    assert!(c.persistence.enabled && !c.persistence.fsync);
+    assert_eq!(c.persistence.path(), std::path::PathBuf::from("midge.db"));
+    let c = ok(
+        "retained_persistence true\npersistence_location /var/lib/midge/\n\
+                persistence_file broker.db\npersistence_fsync true\n",
+    );
+    assert!(c.persistence.enabled && c.persistence.fsync);
+    assert_eq!(
+        c.persistence.path(),
+        std::path::PathBuf::from("/var/lib/midge/broker.db")
+    );
 }
 
 #[test]

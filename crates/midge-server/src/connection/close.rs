@@ -59,10 +59,13 @@ impl Close {
         }
     }
 
-    /// Whether the will is published: every end but a normal DISCONNECT [MQTT-3.1.2-8].
+    /// Whether the will is published: every end but a normal DISCONNECT [MQTT-3.1.2-8],
+    /// and but an administrative kick (Mosquitto kicks without the will: the client did
+    /// not fail, its rights changed).
     fn keeps_will(&self) -> bool {
         match self {
             Close::Disconnected { reason } => *reason == reason::DISCONNECT_WITH_WILL,
+            Close::Kicked => false,
             _ => true,
         }
     }
@@ -95,6 +98,12 @@ impl Connection {
     }
 
     async fn flush_all(&mut self) -> std::io::Result<()> {
+        // Acknowledgements in the buffer go out only once what they acknowledge is stored.
+        if self.wbuf_ticket != 0 {
+            if let Some(p) = &self.broker.persist {
+                p.wait(self.wbuf_ticket).await;
+            }
+        }
         while !self.wbuf.is_empty() {
             self.stream.writable().await?;
             match self.stream.try_write(&self.wbuf) {

@@ -17,10 +17,12 @@ use tokio::sync::watch;
 use super::close::REFUSE_FLUSH;
 use super::{frame, ClientLimits, Connection, Transport};
 use crate::broker::{Broker, PendingWill};
+use crate::listener_ctx::ListenerCtx;
 use crate::metrics::Counter;
 use crate::policy::Policy;
 use crate::session::Identity;
 use crate::settings::{MQTT_MAX_PACKET, PRE_CONNECT_MAX_PACKET};
+use crate::store::{Op, StoredSubscription};
 use crate::stream::Stream;
 
 /// Bytes asked of the kernel per read before CONNECT has arrived.
@@ -342,8 +344,14 @@ async fn handle_connect(
         let session = &attached.session;
         let mut st = session.state.lock();
         let before = st.queue.len();
-        st.queue
-            .retain(|d| policy.may(username.as_deref(), &client_id, &d.msg.topic, Access::Read));
+        let mut forgotten = Vec::new();
+        st.queue.retain(|d| {
+            let keep = policy.may(username.as_deref(), &client_id, &d.msg.topic, Access::Read);
+            if !keep && d.seq != 0 {
+                forgotten.push(d.seq);
+            }
+            keep
+        });
         st.queued_bytes = st.queue.iter().map(|d| d.msg.size()).sum();
         if st.queue.len() < before {
             tracing::info!(
@@ -351,7 +359,24 @@ async fn handle_connect(
                 before - st.queue.len()
             );
         }
+        if let Some(p) = &broker.persist {
+            for seq in forgotten {
+                p.submit(Op::RemoveDelivery {
+                    client_id: client_id.to_string(),
+                    seq,
+                });
+            }
+        }
     }
+    let stored = store_session(
+        &broker,
+        &attached,
+        expiry,
+        username.as_deref(),
+        &listener,
+        mosquitto_protocol_number(version),
+        will.as_deref(),
+    );
 
     let limits = ClientLimits {
         receive_maximum: props.receive_maximum.unwrap_or(u16::MAX),
@@ -372,6 +397,8 @@ async fn handle_connect(
         peer: Arc::from(peer.as_str()),
         session: attached.session,
         generation: attached.generation,
+        // The CONNACK (and what follows) waits for the session to be stored.
+        wbuf_ticket: stored,
         keep_alive,
         last_activity: Instant::now(),
         will,
@@ -430,6 +457,63 @@ async fn handle_connect(
         user
     );
     Some(conn)
+}
+
+/// Writes the session as this CONNECT leaves it to the persistence store: a persistent
+/// session (expiry above 0) is stored with its will; one a clean start discarded, or that
+/// is no longer persistent, is removed. Returns the ticket the CONNACK waits for.
+fn store_session(
+    broker: &Broker,
+    attached: &crate::broker::Attached,
+    expiry: u32,
+    username: Option<&str>,
+    listener: &ListenerCtx,
+    protocol: u8,
+    will: Option<&PendingWill>,
+) -> u64 {
+    let Some(p) = &broker.persist else {
+        return 0;
+    };
+    let session = &attached.session;
+    let client_id = session.client_id.to_string();
+    let mut st = session.state.lock();
+    st.protocol = protocol;
+    let mut ticket = 0;
+    if attached.was_persisted && (!attached.session_present || expiry == 0) {
+        ticket = p.submit(Op::DeleteSession {
+            client_id: client_id.clone(),
+        });
+        st.persisted = false;
+    }
+    if expiry == 0 {
+        return ticket;
+    }
+    p.submit(Op::UpsertSession {
+        client_id: client_id.clone(),
+        expiry_interval: expiry,
+        disconnected_unix: None,
+        username: username.map(str::to_owned),
+        listener: u32::try_from(listener.index).unwrap_or(u32::MAX),
+        protocol,
+    });
+    if !st.persisted {
+        // A session resumed from memory that was not stored before: its subscriptions too.
+        for (filter, entry) in &st.subscriptions {
+            p.submit(Op::AddSubscription {
+                client_id: client_id.clone(),
+                sub: StoredSubscription {
+                    filter: filter.clone(),
+                    options: crate::persist::options_byte(&entry.options),
+                    identifier: entry.id,
+                },
+            });
+        }
+    }
+    let now = Instant::now();
+    let will = will.map(|w| p.will(&w.clone().message(now), w.delay));
+    ticket = p.submit(Op::SetWill { client_id, will });
+    st.persisted = true;
+    ticket
 }
 
 /// The client as refusal logs name it: id, username (never the password) and address.

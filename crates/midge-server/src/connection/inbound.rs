@@ -10,6 +10,7 @@ use super::{Close, Connection};
 use crate::message::Message;
 use crate::metrics::Counter;
 use crate::session::OutState;
+use crate::store::Op;
 
 impl Connection {
     pub(super) fn on_publish(&mut self, p: Publish) -> Result<(), Close> {
@@ -79,6 +80,14 @@ impl Connection {
             );
             reason::PACKET_TOO_LARGE
         } else {
+            // Exactly once across a crash: the packet id is stored before the message is
+            // routed, so it is committed before any subscriber can have received it.
+            if p.qos == QoS::ExactlyOnce {
+                self.store_op(|client_id| Op::AddInboundQos2 {
+                    client_id,
+                    packet_id: p.packet_id,
+                });
+            }
             self.route_publish(topic, p.payload, p.qos, p.retain, p.properties)
         };
         match p.qos {
@@ -93,6 +102,11 @@ impl Connection {
             QoS::ExactlyOnce => {
                 if code < 0x80 {
                     self.session.state.lock().inbound_qos2.insert(p.packet_id);
+                } else {
+                    self.store_op(|client_id| Op::RemoveInboundQos2 {
+                        client_id,
+                        packet_id: p.packet_id,
+                    });
                 }
                 // Mosquitto answers PUBREC 0x00 even without subscribers (it routes on
                 // PUBREL); both are valid, and clients written against it expect 0x00.
@@ -158,7 +172,9 @@ impl Connection {
         );
         msg.publisher_username = self.username.clone();
         let msg = Arc::new(msg);
-        if self.broker.publish(&msg, now) == 0 {
+        let (delivered, ticket) = self.broker.publish_stored(&msg, now);
+        self.after_store(ticket);
+        if delivered == 0 {
             reason::NO_MATCHING_SUBSCRIBERS
         } else {
             reason::SUCCESS
@@ -167,6 +183,12 @@ impl Connection {
 
     pub(super) fn on_pubrel(&mut self, packet_id: u16) {
         let known = self.session.state.lock().inbound_qos2.remove(&packet_id);
+        if known {
+            self.store_op(|client_id| Op::RemoveInboundQos2 {
+                client_id,
+                packet_id,
+            });
+        }
         let reason = if known || !self.version.is_v5() {
             reason::SUCCESS
         } else {
@@ -185,7 +207,29 @@ impl Connection {
             .get(&packet_id)
             .is_some_and(|f| f.state == OutState::AwaitPubAck)
         {
-            st.remove_inflight(packet_id);
+            let done = st.remove_inflight(packet_id);
+            drop(st);
+            self.delivery_done(done.map_or(0, |f| f.delivery.seq));
+        }
+    }
+
+    /// Submits a change of this session to the store when the session is stored there;
+    /// what is written afterwards waits for it.
+    pub(super) fn store_op(&mut self, op: impl FnOnce(String) -> Op) {
+        let Some(p) = &self.broker.persist else {
+            return;
+        };
+        if !self.session.state.lock().persisted {
+            return;
+        }
+        let ticket = p.submit(op(self.client_id.to_string()));
+        self.after_store(ticket);
+    }
+
+    /// A stored delivery is complete (acknowledged, refused or dropped).
+    pub(super) fn delivery_done(&mut self, seq: u64) {
+        if seq != 0 {
+            self.store_op(|client_id| Op::RemoveDelivery { client_id, seq });
         }
     }
 
@@ -200,10 +244,23 @@ impl Connection {
         };
         if known && r.reason >= 0x80 {
             // The client refused the message: the flow ends here [MQTT-4.3.3-5 note].
-            st.remove_inflight(r.packet_id);
+            let done = st.remove_inflight(r.packet_id);
+            drop(st);
+            self.delivery_done(done.map_or(0, |f| f.delivery.seq));
             return;
         }
+        let seq = st.inflight.get(&r.packet_id).map_or(0, |f| f.delivery.seq);
         drop(st);
+        if known && seq != 0 {
+            // The PUBREL that follows must survive a restart as PUBREL, not as the message.
+            let packet_id = r.packet_id;
+            self.store_op(|client_id| Op::UpdateDelivery {
+                client_id,
+                seq,
+                packet_id: Some(packet_id),
+                state: 2,
+            });
+        }
         let reason = if known || !self.version.is_v5() {
             reason::SUCCESS
         } else {
@@ -222,7 +279,9 @@ impl Connection {
             .get(&packet_id)
             .is_some_and(|f| f.state == OutState::AwaitPubComp)
         {
-            st.remove_inflight(packet_id);
+            let done = st.remove_inflight(packet_id);
+            drop(st);
+            self.delivery_done(done.map_or(0, |f| f.delivery.seq));
         }
     }
 }

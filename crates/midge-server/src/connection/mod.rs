@@ -67,6 +67,9 @@ pub(crate) struct Connection {
     session: Arc<Session>,
     /// Our claim on the session; a different value in the session means we were replaced.
     generation: u64,
+    /// The persistence ticket behind what the write buffer holds: the buffer goes out only
+    /// once the store has committed it (see `crate::persist`). 0 = nothing to wait for.
+    wbuf_ticket: u64,
     /// Seconds; 0 disables the keepalive check.
     keep_alive: u16,
     last_activity: Instant,
@@ -80,6 +83,13 @@ pub(crate) struct Connection {
     /// Topic aliases we set up towards the client, and the next free one.
     out_aliases: HashMap<ByteString, u16>,
     next_out_alias: u16,
+}
+
+/// Resolves once the store has committed `ticket`.
+async fn wait_store(broker: Arc<Broker>, ticket: u64) {
+    if let Some(p) = &broker.persist {
+        p.wait(ticket).await;
+    }
 }
 
 /// Serves one accepted TCP connection until it closes.
@@ -128,7 +138,12 @@ impl Connection {
                 return close;
             }
             let can_read = self.wbuf.len() < WRITE_BACKPRESSURE;
-            let want_write = !self.wbuf.is_empty();
+            // Held back for the store: wait for its commit, not for the socket. Boxed, and
+            // only then, so that idle connections do not carry the wait's state.
+            let mut store_wait = self
+                .store_pending()
+                .then(|| Box::pin(wait_store(Arc::clone(&self.broker), self.wbuf_ticket)));
+            let want_write = !self.wbuf.is_empty() && store_wait.is_none();
             let session = Arc::clone(&self.session);
             let event = tokio::select! {
                 r = self.stream.readable(), if can_read => match r {
@@ -140,6 +155,11 @@ impl Connection {
                     Err(e) => return Close::Io(e),
                 },
                 _ = session.wake.notified() => Event::Wake,
+                () = async {
+                    if let Some(wait) = store_wait.as_mut() {
+                        wait.await;
+                    }
+                }, if store_wait.is_some() => Event::Writable,
                 _ = &mut keepalive, if self.keep_alive != 0 => Event::KeepAlive,
                 _ = shutdown.changed() => Event::Shutdown,
             };
@@ -229,6 +249,10 @@ impl Connection {
     }
 
     fn try_flush(&mut self) -> Result<(), Close> {
+        if self.store_pending() {
+            return Ok(());
+        }
+        self.wbuf_ticket = 0;
         while !self.wbuf.is_empty() {
             match self.stream.try_write(&self.wbuf) {
                 Ok(n) => {
@@ -244,6 +268,21 @@ impl Connection {
             self.wbuf = BytesMut::new();
         }
         Ok(())
+    }
+
+    /// What is written from now on waits for `ticket` to be stored.
+    fn after_store(&mut self, ticket: u64) {
+        self.wbuf_ticket = self.wbuf_ticket.max(ticket);
+    }
+
+    /// Whether the write buffer must wait for the store before it may go out.
+    fn store_pending(&self) -> bool {
+        self.wbuf_ticket != 0
+            && self
+                .broker
+                .persist
+                .as_ref()
+                .is_some_and(|p| p.committed() < self.wbuf_ticket)
     }
 
     fn send(&mut self, packet: &Packet) {
@@ -348,7 +387,11 @@ mod size_probe {
         };
         let f = serve(broker, transport, rx);
         // The CONNECT phase and the will are boxed so that they do not count here.
-        assert!(std::mem::size_of::<Connection>() <= 512);
+        assert!(
+            std::mem::size_of::<Connection>() <= 512,
+            "{}",
+            std::mem::size_of::<Connection>()
+        );
         assert!(
             std::mem::size_of_val(&f) <= 1536,
             "{}",

@@ -11,6 +11,7 @@ use midge_proto::{encode_publish, publish_len, OutgoingPublish, Packet, PubResp,
 use super::{Close, Connection, WRITE_HIGH_WATER};
 use crate::metrics::Counter;
 use crate::session::{Delivery, OutFlight, OutState};
+use crate::store::Op;
 
 impl Connection {
     /// Encodes every delivery the window allows into the write buffer.
@@ -33,6 +34,7 @@ impl Connection {
         );
         let now = Instant::now();
         let (mut sent, mut sent_bytes) = (0u64, 0u64);
+        let mut stored = 0;
         while self.wbuf.len() < WRITE_HIGH_WATER {
             let Some(front) = st.queue.front() else {
                 break;
@@ -50,7 +52,17 @@ impl Connection {
             let Some(delivery) = st.pop_delivery() else {
                 break;
             };
+            let persist = self.broker.persist.as_ref().filter(|_| delivery.seq != 0);
+            let forget = |persist: Option<&crate::persist::Persist>| {
+                persist.map_or(0, |p| {
+                    p.submit(Op::RemoveDelivery {
+                        client_id: self.client_id.to_string(),
+                        seq: delivery.seq,
+                    })
+                })
+            };
             if delivery.msg.is_expired(now) {
+                stored = stored.max(forget(persist));
                 continue;
             }
             let full = self.outgoing(&delivery, None, 1, false, now);
@@ -61,6 +73,7 @@ impl Connection {
                     &*delivery.msg.topic,
                     self.client_id
                 );
+                stored = stored.max(forget(persist));
                 continue;
             }
             let packet_id = if delivery.qos == QoS::AtMostOnce {
@@ -71,6 +84,16 @@ impl Connection {
                     None => break,
                 }
             };
+            if let Some(p) = persist.filter(|_| packet_id != 0) {
+                // The packet id is stored before the PUBLISH leaves (the write barrier), so
+                // a resend after a restart carries the same id.
+                stored = stored.max(p.submit(Op::UpdateDelivery {
+                    client_id: self.client_id.to_string(),
+                    seq: delivery.seq,
+                    packet_id: Some(packet_id),
+                    state: 1,
+                }));
+            }
             let alias = self.out_alias(&delivery.msg.topic);
             let out = self.outgoing(&delivery, alias, packet_id, false, now);
             encode_publish(&out, self.version, &mut self.wbuf);
@@ -85,6 +108,8 @@ impl Connection {
                 st.add_inflight(packet_id, OutFlight { delivery, state });
             }
         }
+        drop(st);
+        self.after_store(stored);
         if sent != 0 {
             let metrics = &self.broker.metrics;
             metrics.add(Counter::PacketsSent, sent);

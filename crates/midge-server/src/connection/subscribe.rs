@@ -11,7 +11,9 @@ use midge_proto::{
 
 use super::Connection;
 use crate::metrics::Counter;
+use crate::persist;
 use crate::session::{Delivery, SubEntry};
+use crate::store::{Op, StoredSubscription};
 
 impl Connection {
     /// The filter as the broker stores it: under the listener's mount point, if any
@@ -34,6 +36,7 @@ impl Connection {
         let mut codes = Vec::with_capacity(s.filters.len());
         let mut retained = Vec::new();
         let mut deliveries = Vec::new();
+        let mut stored = 0;
         for f in &s.filters {
             let filter = self.mounted(&f.filter);
             let user = self.username.as_deref();
@@ -56,13 +59,26 @@ impl Connection {
                 id: sub_id,
             };
             let is_new = self.broker.subscribe(&self.session, &filter, entry);
-            self.session
-                .state
-                .lock()
-                .subscriptions
-                .insert(filter.clone(), entry);
+            let persisted = {
+                let mut st = self.session.state.lock();
+                st.subscriptions.insert(filter.clone(), entry);
+                st.persisted
+            };
+            if let Some(p) = self.broker.persist.as_ref().filter(|_| persisted) {
+                let ticket = p.submit(Op::AddSubscription {
+                    client_id: self.client_id.to_string(),
+                    sub: StoredSubscription {
+                        filter: filter.clone(),
+                        options: persist::options_byte(&entry.options),
+                        identifier: entry.id,
+                    },
+                });
+                stored = stored.max(ticket);
+            }
             codes.push(granted as u8);
+            // `log_type subscribe` (midge/src/logging).
             tracing::debug!(
+                target: "midge::subscribe",
                 "{} subscribed to '{}' (QoS {}).",
                 self.client_id,
                 filter,
@@ -100,10 +116,12 @@ impl Connection {
                         msg,
                         retain: true,
                         sub_ids: sub_id.into_iter().collect(),
+                        seq: 0,
                     });
                 }
             }
         }
+        self.after_store(stored);
         // SUBACK goes out before any retained message it released.
         self.send(&Packet::SubAck(SubAck {
             packet_id: s.packet_id,
@@ -111,7 +129,13 @@ impl Connection {
             properties: Properties::default(),
         }));
         for d in deliveries {
-            self.session.push(d, self.broker.settings.queue, now);
+            let persist = self.broker.persist.as_ref();
+            if let Some(ticket) = self
+                .session
+                .push(d, self.broker.settings.queue, now, persist)
+            {
+                self.after_store(ticket);
+            }
         }
     }
 
@@ -129,7 +153,24 @@ impl Connection {
                 continue;
             }
             let existed = self.broker.unsubscribe(&self.session, &filter);
-            self.session.state.lock().subscriptions.remove(&filter);
+            // `log_type unsubscribe` (midge/src/logging).
+            tracing::debug!(
+                target: "midge::unsubscribe",
+                "{} unsubscribed from '{filter}'.",
+                self.client_id
+            );
+            let persisted = {
+                let mut st = self.session.state.lock();
+                st.subscriptions.remove(&filter);
+                st.persisted
+            };
+            if let Some(p) = self.broker.persist.as_ref().filter(|_| persisted) {
+                let ticket = p.submit(Op::RemoveSubscription {
+                    client_id: self.client_id.to_string(),
+                    filter: filter.clone(),
+                });
+                self.after_store(ticket);
+            }
             codes.push(if existed {
                 reason::SUCCESS
             } else {

@@ -468,6 +468,22 @@ impl Raw {
         .await
     }
 
+    /// UNSUBSCRIBE from `filters`; returns the UNSUBACK (its reason codes are empty for 3.x).
+    pub async fn unsubscribe(&mut self, filters: &[&str]) -> midge_proto::UnsubAck {
+        let id = self.next_packet_id();
+        self.send_packet(&Packet::Unsubscribe(midge_proto::Unsubscribe {
+            packet_id: id,
+            filters: filters.iter().map(|f| f.to_string()).collect(),
+            properties: Properties::default(),
+        }))
+        .await;
+        self.wait_for("UNSUBACK", |p| match p {
+            Packet::UnsubAck(a) if a.packet_id == id => Some(a.clone()),
+            _ => None,
+        })
+        .await
+    }
+
     /// Publishes and completes the QoS flow; returns the MQTT 5 reason code of the PUBACK or
     /// PUBREC (0 for QoS 0 and 3.x).
     pub async fn publish(&mut self, topic: &str, payload: &[u8], qos: QoS, retain: bool) -> u8 {
