@@ -36,6 +36,9 @@ struct Request {
 pub struct DynSecInstance {
     path: PathBuf,
     state: ArcSwap<DynSec>,
+    /// Counts applied changes, so a login checked against one state can tell that another
+    /// replaced it before the client was attached (and its kicks could not see it).
+    changes: std::sync::atomic::AtomicU64,
     requests: Mutex<Option<mpsc::SyncSender<Request>>>,
 }
 
@@ -55,8 +58,14 @@ impl DynSecInstance {
         Ok(DynSecInstance {
             path: path.to_owned(),
             state: ArcSwap::from_pointee(dynsec),
+            changes: std::sync::atomic::AtomicU64::new(0),
             requests: Mutex::new(None),
         })
+    }
+
+    /// How many changes have been applied so far.
+    pub fn changes(&self) -> u64 {
+        self.changes.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// The current state, for authentication and ACL checks.
@@ -101,6 +110,8 @@ impl DynSecInstance {
                 return;
             }
             self.state.store(Arc::new(next));
+            self.changes
+                .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         }
         if outcome.changed {
             for username in &outcome.kick {

@@ -197,7 +197,7 @@ async fn handle_connect(
     broker: Arc<Broker>,
     transport: Transport,
     rbuf: BytesMut,
-    connect: Connect,
+    mut connect: Connect,
 ) -> Option<Connection> {
     let Transport {
         mut stream,
@@ -274,6 +274,8 @@ async fn handle_connect(
         }
     }
 
+    // Dynamic security changes applied while this login is checked: see after `attach`.
+    let dynsec_changes = policy.dynsec.as_ref().map(|d| d.changes());
     if from_cert.is_none() && !authenticate(&broker, &policy, &connect, &client_id).await {
         broker.metrics.add(Counter::AuthFailures, 1);
         // Mosquitto answers "not authorised" whether or not a username was given, so that
@@ -316,7 +318,7 @@ async fn handle_connect(
         settings.persistent_client_expiration.unwrap_or(u32::MAX)
     };
 
-    let will = connect.will.map(|mut w| {
+    let will = connect.will.take().map(|mut w| {
         if let Some(mp) = &listener.mount_point {
             w.topic = format!("{mp}{}", &*w.topic).into();
         }
@@ -333,6 +335,22 @@ async fn handle_connect(
     let attached = broker.attach(&client_id, connect.clean_start, expiry);
     if attached.took_over {
         tracing::info!("Client {client_id} already connected, closing old connection.");
+    }
+    // A dynamic security change (client disabled, deleted, new password) applied between
+    // the check above and the attach could not kick this connection: check again.
+    let changed = policy
+        .dynsec
+        .as_ref()
+        .is_some_and(|d| Some(d.changes()) != dynsec_changes);
+    if changed
+        && from_cert.is_none()
+        && connect.username.is_some()
+        && !authenticate(&broker, &policy, &connect, &client_id).await
+    {
+        broker.metrics.add(Counter::AuthFailures, 1);
+        broker.detach(&attached.session, attached.generation, None);
+        refuse(&mut stream, version, &NOT_AUTHORISED, &who).await;
+        return None;
     }
     attached.session.set_identity(Identity {
         username: username.clone(),
