@@ -12,6 +12,7 @@ pub mod password;
 pub mod psk;
 pub mod retained;
 pub mod systree;
+pub mod throttle;
 pub mod topic;
 pub mod trie;
 

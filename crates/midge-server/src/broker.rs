@@ -108,6 +108,8 @@ pub struct Broker {
     pub systree: Mutex<midge_core::systree::SysTree>,
     /// The persistence store, with `persistence true`.
     pub persist: Option<crate::persist::Persist>,
+    /// Failed logins by address and username, slowing down guessing.
+    pub throttle: Mutex<midge_core::throttle::AuthThrottle>,
 }
 
 #[derive(Debug)]
@@ -154,6 +156,9 @@ impl Broker {
             retain_available: AtomicBool::new(settings.retain_available),
             upgrade_outgoing_qos: AtomicBool::new(settings.upgrade_outgoing_qos),
         };
+        let throttle = Mutex::new(midge_core::throttle::AuthThrottle::new(
+            settings.auth_failure_delay,
+        ));
         Arc::new(Broker {
             settings,
             sessions: Mutex::new(HashMap::new()),
@@ -166,6 +171,7 @@ impl Broker {
             metrics: crate::metrics::Counters::default(),
             started: Instant::now(),
             systree: Mutex::new(midge_core::systree::SysTree::new(crate::systree::version())),
+            throttle,
             persist,
             hashing: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),

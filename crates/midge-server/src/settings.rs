@@ -36,6 +36,8 @@ pub struct Settings {
     pub connection_messages: bool,
     /// `sys_interval`: seconds between `$SYS` updates; 0 = no `$SYS` tree.
     pub sys_interval: u16,
+    /// `auth_failure_delay`: cap of the delay failed logins impose; zero = off.
+    pub auth_failure_delay: std::time::Duration,
     pub retain_available: bool,
     /// `check_retain_source`: a retained message is sent on subscribe only while its
     /// publisher may still write to its topic.
@@ -73,6 +75,9 @@ impl Settings {
             upgrade_outgoing_qos: config.upgrade_outgoing_qos,
             connection_messages: config.connection_messages,
             sys_interval: config.sys_interval,
+            auth_failure_delay: std::time::Duration::from_secs(u64::from(
+                config.auth_failure_delay,
+            )),
             queue: QueueLimits {
                 max_messages: config.max_queued_messages,
                 max_bytes: config.max_queued_bytes,

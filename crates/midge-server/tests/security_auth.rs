@@ -556,3 +556,47 @@ async fn unknown_user_costs_as_much_as_a_wrong_password() {
         "unknown user refused in {u:?}, wrong password in {k:?}: timing reveals which users exist"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Slowing down password guessing (auth_failure_delay, beyond Mosquitto)
+// ---------------------------------------------------------------------------------------
+
+/// Time to get the CONNACK of `c`.
+async fn answer_time(addr: std::net::SocketAddr, c: Connect) -> (Duration, u8) {
+    let started = std::time::Instant::now();
+    let (_raw, ack) = try_connect_within(addr, c, Duration::from_secs(30)).await;
+    (started.elapsed(), ack.code)
+}
+
+// Each failed login makes the next attempt for that username wait longer: 0.1 s, 0.2 s,
+// 0.4 s… Only lower bounds are checked (a loaded machine only adds time). Loopback
+// addresses are tracked by username only, so another user is not slowed.
+#[tokio::test]
+async fn failed_logins_slow_down_the_next_attempts_for_that_username() {
+    let dir = TempDir::new();
+    let pw = dir.write("passwd", &vectors_file());
+    let b = start_conf(&format!(
+        "auth_failure_delay 10\nlistener 1 127.0.0.1\nallow_anonymous false\npassword_file {pw}\n"
+    ))
+    .await;
+    let addr = b.addrs[0];
+    let v = ProtocolVersion::V311;
+    for i in 0..3 {
+        let (_, code) = answer_time(
+            addr,
+            login(v, &format!("g{i}"), Some("alice"), Some("guess")),
+        )
+        .await;
+        assert_eq!(code, 5);
+    }
+    // Three failures: the next check of `alice` waits at least 0.4 s, even with the
+    // right password, which then succeeds and clears the count.
+    let (took, code) = answer_time(addr, login(v, "right", Some("alice"), Some("s3cret"))).await;
+    assert_eq!(code, 0);
+    assert!(took >= Duration::from_millis(400), "took {took:?}");
+    let (_, code) = answer_time(addr, login(v, "again", Some("alice"), Some("s3cret"))).await;
+    assert_eq!(code, 0, "cleared by the success");
+    // Bob was never guessed at: his login is checked at once (no lower bound to wait).
+    let (_, code) = answer_time(addr, login(v, "bob", Some("bob"), Some("hunter2"))).await;
+    assert_eq!(code, 0);
+}

@@ -216,6 +216,13 @@ pub(crate) fn max_connections_per_ip(
     Ok(())
 }
 
+/// Midge's `auth_failure_delay <seconds>`: the longest a login waits after failed ones
+/// from the same address or with the same username; 0 = no slowing down.
+pub(crate) fn auth_failure_delay(parser: &mut Parser<'_>, line: &Line<'_>) -> Result<(), String> {
+    parser.config.auth_failure_delay = line.integer_in(0..=3600)?;
+    Ok(())
+}
+
 pub(crate) fn memory_limit(parser: &mut Parser<'_>, line: &Line<'_>) -> Result<(), String> {
     parser.config.memory_limit = size(line)?;
     Ok(())

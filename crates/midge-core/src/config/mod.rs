@@ -42,6 +42,8 @@ pub use bridge::{
 pub use error::ConfigError;
 pub use general::{LogDest, LogType, LoggingOptions, PersistenceOptions};
 pub use listener::{ListenerConfig, Protocol, SocketDomain};
+/// Default cap, in seconds, of `auth_failure_delay`.
+pub const DEFAULT_AUTH_FAILURE_DELAY: u32 = 10;
 pub use security::{PluginConfig, ResolvedSecurity, SecurityOptions, DEFAULT_AUTO_ID_PREFIX};
 pub use tls::{KeyForm, TlsOptions, TlsVersion};
 
@@ -117,6 +119,9 @@ pub struct Config {
     /// source IP address per minute, the excess closed before any MQTT work. `None` (or 0)
     /// = no limit.
     pub max_connections_per_ip: Option<u32>,
+    /// Midge's `auth_failure_delay` (default 10 s, 0 = off): the cap of the delay failed
+    /// logins impose on the next attempts from the same address or username.
+    pub auth_failure_delay: u32,
     /// 2.1's `global_max_clients` (sessions, connected or not); `None` = unlimited.
     pub global_max_clients: Option<u32>,
     /// 2.1's `global_max_connections` (connected clients); `None` = unlimited.
@@ -189,6 +194,7 @@ impl Default for Config {
             queue_qos0_messages: false,
             memory_limit: 0,
             max_connections_per_ip: None,
+            auth_failure_delay: DEFAULT_AUTH_FAILURE_DELAY,
             global_max_clients: None,
             global_max_connections: None,
             retain_available: true,

@@ -86,6 +86,11 @@ pub(crate) static OPTIONS: &[Entry] = &[
         Sec,
         Handled(security::allow_zero_length_clientid),
     ),
+    (
+        "auth_failure_delay",
+        Global,
+        Handled(general::auth_failure_delay),
+    ),
     ("auth_plugin", Sec, Handled(security::plugin)),
     (
         "auth_plugin_deny_special_chars",

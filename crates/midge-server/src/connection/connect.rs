@@ -276,7 +276,7 @@ async fn handle_connect(
 
     // Dynamic security changes applied while this login is checked: see after `attach`.
     let dynsec_changes = policy.dynsec.as_ref().map(|d| d.changes());
-    if from_cert.is_none() && !authenticate(&broker, &policy, &connect, &client_id).await {
+    if from_cert.is_none() && !authenticate(&broker, &policy, &connect, &client_id, &peer).await {
         broker.metrics.add(Counter::AuthFailures, 1);
         // Mosquitto answers "not authorised" whether or not a username was given, so that
         // the answer does not tell which usernames exist.
@@ -345,7 +345,7 @@ async fn handle_connect(
     if changed
         && from_cert.is_none()
         && connect.username.is_some()
-        && !authenticate(&broker, &policy, &connect, &client_id).await
+        && !authenticate(&broker, &policy, &connect, &client_id, &peer).await
     {
         broker.metrics.add(Counter::AuthFailures, 1);
         broker.detach(&attached.session, attached.generation, None);
@@ -573,6 +573,7 @@ async fn authenticate(
     policy: &Arc<Policy>,
     connect: &Connect,
     client_id: &Arc<str>,
+    peer: &str,
 ) -> bool {
     let Some(username) = connect.username.clone() else {
         return policy.allow_anonymous;
@@ -580,17 +581,42 @@ async fn authenticate(
     if !policy.checks_passwords() {
         return policy.allow_anonymous;
     }
+    // Guessing slows down: failed logins from this address or for this username make
+    // this one wait. A loopback address is usually a proxy speaking for many clients, so
+    // only the username counts there.
+    let addr = peer
+        .parse::<std::net::SocketAddr>()
+        .ok()
+        .map(|a| a.ip())
+        .filter(|ip| !ip.is_loopback());
+    let delay = broker
+        .throttle
+        .lock()
+        .delay(addr, Some(&username), Instant::now());
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
     let password = connect.password.clone();
-    let policy = Arc::clone(policy);
-    let client_id = Arc::clone(client_id);
-    let Ok(_permit) = broker.hashing.acquire().await else {
-        return false;
+    let verified = {
+        let policy = Arc::clone(policy);
+        let client_id = Arc::clone(client_id);
+        let username = username.clone();
+        let Ok(_permit) = broker.hashing.acquire().await else {
+            return false;
+        };
+        tokio::task::spawn_blocking(move || {
+            policy.verify_login(&username, password.as_deref(), &client_id)
+        })
+        .await
+        .unwrap_or(false)
     };
-    tokio::task::spawn_blocking(move || {
-        policy.verify_login(&username, password.as_deref(), &client_id)
-    })
-    .await
-    .unwrap_or(false)
+    let mut throttle = broker.throttle.lock();
+    if verified {
+        throttle.succeeded(Some(&username));
+    } else {
+        throttle.failed(addr, Some(&username), Instant::now());
+    }
+    verified
 }
 
 /// A random RFC 4122 version 4 UUID in Mosquitto's upper-case form, for assigned client ids.
