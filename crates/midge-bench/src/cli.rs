@@ -117,6 +117,10 @@ pub struct Cli {
     /// First topic level [default: the scenario's name, "bench" for throughput].
     #[arg(long)]
     pub topic_prefix: Option<String>,
+    /// Subscribers open persistent sessions (3.1.1: clean session 0; 5: clean start 0 and
+    /// session expiry 300 s), so a broker with persistence stores every delivery.
+    #[arg(long)]
+    pub persistent_subscribers: bool,
 }
 
 fn parse_protocol(s: &str) -> Result<ProtocolVersion, String> {
@@ -155,6 +159,7 @@ pub struct Options {
     pub threads: usize,
     pub drain: Duration,
     pub topic_prefix: String,
+    pub persistent_subscribers: bool,
 }
 
 fn secs(what: &str, v: f64) -> Result<Duration, BenchError> {
@@ -307,6 +312,7 @@ impl Options {
             threads: usize::from(cli.threads),
             drain,
             topic_prefix,
+            persistent_subscribers: cli.persistent_subscribers,
         })
     }
 

@@ -56,10 +56,22 @@ pub async fn connect(
     client_id: &str,
     keep_alive: u16,
 ) -> Result<Conn, String> {
+    connect_session(addr, version, client_id, keep_alive, false).await
+}
+
+/// As [`connect`]; with `persistent`, a session the broker keeps (and, with persistence,
+/// stores): clean session 0, and in MQTT 5 a session expiry of 300 s.
+pub async fn connect_session(
+    addr: SocketAddr,
+    version: ProtocolVersion,
+    client_id: &str,
+    keep_alive: u16,
+    persistent: bool,
+) -> Result<Conn, String> {
     let what = format!("client {client_id}");
     timeout(
         HANDSHAKE_TIMEOUT,
-        connect_inner(addr, version, client_id, keep_alive),
+        connect_inner(addr, version, client_id, keep_alive, persistent),
     )
     .await
     .map_err(|_| format!("{what}: no CONNACK from {addr} within {HANDSHAKE_TIMEOUT:?}"))?
@@ -71,6 +83,7 @@ async fn connect_inner(
     version: ProtocolVersion,
     client_id: &str,
     keep_alive: u16,
+    persistent: bool,
 ) -> Result<Conn, String> {
     let mut stream = TcpStream::connect(addr)
         .await
@@ -81,13 +94,16 @@ async fn connect_inner(
         .map_err(|e| format!("TCP_NODELAY: {e}"))?;
     let connect = Connect {
         protocol: version,
-        clean_start: true,
+        clean_start: !persistent,
         keep_alive,
         client_id: client_id.to_string(),
         will: None,
         username: None,
         password: None,
-        properties: Properties::default(),
+        properties: Properties {
+            session_expiry_interval: (persistent && version.is_v5()).then_some(300),
+            ..Properties::default()
+        },
     };
     let mut out = BytesMut::new();
     encode_packet(&Packet::Connect(Box::new(connect)), version, &mut out);

@@ -5,11 +5,14 @@
 //! tasks.
 
 pub mod acl;
+pub mod bridge_reconnect;
+pub mod bridge_topics;
 pub mod config;
 pub mod dynsec;
 mod inline_stack;
 pub mod password;
 pub mod psk;
+pub mod rate;
 pub mod retained;
 pub mod systree;
 pub mod throttle;

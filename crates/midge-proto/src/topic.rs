@@ -5,15 +5,32 @@ use crate::strings::topic_chars_ok;
 
 const SHARE_PREFIX: &str = "$share/";
 
-/// A topic name as PUBLISH and the will carry it: non-empty ([MQTT-4.7.3-1]), no wildcards
-/// ([MQTT-3.3.2-2]), and only characters Mosquitto accepts.
+/// Most `/` a topic name or filter may contain (a `$share/group/` prefix included), as
+/// Mosquitto's `TOPIC_HIERARCHY_LIMIT` (CVE-2019-11779; Debian's 2.0.11 refuses 201). Every
+/// level costs the broker a trie node, so a 65,535-byte filter of `/` would otherwise turn
+/// one SUBSCRIBE into tens of megabytes.
+pub const MAX_TOPIC_SEPARATORS: usize = 200;
+
 #[inline]
-pub fn valid_topic_name(s: &str) -> bool {
-    !s.is_empty() && topic_chars_ok(s, b"+#")
+fn within_hierarchy_limit(s: &str) -> bool {
+    s.len() <= MAX_TOPIC_SEPARATORS
+        || s.bytes().filter(|&b| b == b'/').count() <= MAX_TOPIC_SEPARATORS
 }
 
-/// A topic filter as SUBSCRIBE and UNSUBSCRIBE carry it, shared subscriptions included.
+/// A topic name as PUBLISH and the will carry it: non-empty ([MQTT-4.7.3-1]), no wildcards
+/// ([MQTT-3.3.2-2]), at most [`MAX_TOPIC_SEPARATORS`] levels deep, and only characters
+/// Mosquitto accepts.
+#[inline]
+pub fn valid_topic_name(s: &str) -> bool {
+    !s.is_empty() && within_hierarchy_limit(s) && topic_chars_ok(s, b"+#")
+}
+
+/// A topic filter as SUBSCRIBE and UNSUBSCRIBE carry it, shared subscriptions included, at
+/// most [`MAX_TOPIC_SEPARATORS`] levels deep.
 pub fn valid_topic_filter(s: &str) -> bool {
+    if !within_hierarchy_limit(s) {
+        return false;
+    }
     match s.strip_prefix(SHARE_PREFIX) {
         // [MQTT-4.8.2-1], [MQTT-4.8.2-2]: a non-empty share name without wildcards or '/',
         // then a '/' and a complete filter.
@@ -63,6 +80,21 @@ mod tests {
     fn mqtt_4_7_3_1_empty_topics_are_invalid() {
         assert!(!valid_topic_name(""));
         assert!(!valid_topic_filter(""));
+    }
+
+    // CVE-2019-11779: at most 200 '/' (Mosquitto's TOPIC_HIERARCHY_LIMIT), counted over the
+    // whole string, a shared subscription's prefix included.
+    #[test]
+    fn hierarchy_limit_is_200_separators() {
+        let name = |n: usize| "a/".repeat(n) + "a";
+        assert!(valid_topic_name(&name(200)));
+        assert!(!valid_topic_name(&name(201)));
+        assert!(valid_topic_name(&"/".repeat(200)));
+        assert!(!valid_topic_name(&"/".repeat(65_535)));
+        assert!(valid_topic_filter(&"+/".repeat(200)));
+        assert!(!valid_topic_filter(&"+/".repeat(201)));
+        assert!(valid_topic_filter(&format!("$share/g/{}", name(198))));
+        assert!(!valid_topic_filter(&format!("$share/g/{}", name(199))));
     }
 
     // [MQTT-3.3.2-2] no wildcards in a topic name.

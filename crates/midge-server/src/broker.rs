@@ -110,6 +110,8 @@ pub struct Broker {
     pub persist: Option<crate::persist::Persist>,
     /// Failed logins by address and username, slowing down guessing.
     pub throttle: Mutex<midge_core::throttle::AuthThrottle>,
+    /// `audit_log`: security events as JSON lines.
+    pub audit: Option<crate::audit::Audit>,
 }
 
 #[derive(Debug)]
@@ -144,13 +146,22 @@ thread_local! {
 
 impl Broker {
     pub fn new(settings: Settings) -> Arc<Broker> {
-        Broker::with_persistence(settings, None)
+        Broker::with_persistence(settings, None, None)
+    }
+
+    /// Records a security event in the audit log, when there is one.
+    pub fn audit(&self, event: &str, who: crate::audit::Who<'_>, details: serde_json::Value) {
+        if let Some(a) = &self.audit {
+            a.record(event, who, details);
+        }
     }
 
     /// A broker whose persistent state is written to `persist` (see `crate::persist`).
+    /// … and its security events to `audit`.
     pub fn with_persistence(
         settings: Settings,
         persist: Option<crate::persist::Persist>,
+        audit: Option<crate::audit::Audit>,
     ) -> Arc<Broker> {
         let reloadable = Reloadable {
             retain_available: AtomicBool::new(settings.retain_available),
@@ -172,6 +183,7 @@ impl Broker {
             started: Instant::now(),
             systree: Mutex::new(midge_core::systree::SysTree::new(crate::systree::version())),
             throttle,
+            audit,
             persist,
             hashing: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -604,6 +616,13 @@ impl Broker {
                 })
             });
         if !allowed {
+            let who = crate::audit::Who {
+                client_id: &will.publisher,
+                username: will.username.as_deref(),
+                address: &will.peer,
+            };
+            let details = serde_json::json!({"action": "will", "topic": &*will.will.topic});
+            self.audit("acl_denied", who, details);
             tracing::info!(
                 "Denied will of {} on '{}'.",
                 crate::connection::describe_client(

@@ -100,6 +100,13 @@ impl DynSecInstance {
         let outcome = next.handle(&admin, &request.payload);
         for line in &outcome.log {
             tracing::info!("{line}");
+            let who = crate::audit::Who {
+                client_id: &request.client_id,
+                username: request.username.as_deref(),
+                address: "",
+            };
+            let details = serde_json::json!({ "command": line });
+            broker.audit("dynsec_command", who, details);
         }
         if outcome.changed {
             if let Err(e) = write_atomically(&self.path, next.to_json().as_bytes()) {

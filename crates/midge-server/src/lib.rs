@@ -10,6 +10,8 @@
 //! ```
 
 mod admission;
+pub mod audit;
+mod bridge;
 pub mod broker;
 mod connection;
 pub mod dynsec;

@@ -51,6 +51,9 @@ pub enum ServerError {
     Listener(String),
     #[error("no listener could be opened")]
     NoListener,
+    /// A bridge that cannot start (its TLS files).
+    #[error("{0}")]
+    Bridge(String),
 }
 
 enum Socketish {
@@ -70,6 +73,8 @@ pub struct Server {
     handle: ServerHandle,
     /// What `protocol http_api` listeners serve.
     api: Arc<ApiState>,
+    /// The `connection` blocks, started by `run` (issue 8).
+    bridges: crate::bridge::Bridges,
 }
 
 /// Controls a running server from outside: shutdown and reload.
@@ -235,7 +240,15 @@ impl Server {
         } else {
             (None, None)
         };
-        let broker = Broker::with_persistence(settings, persist);
+        let bridges = crate::bridge::Bridges::prepare(config).map_err(ServerError::Bridge)?;
+        let audit = match &config.audit_log {
+            Some(path) => Some(
+                crate::audit::Audit::open(std::path::Path::new(path))
+                    .map_err(ServerError::Listener)?,
+            ),
+            None => None,
+        };
+        let broker = Broker::with_persistence(settings, persist, audit);
         let admission = Arc::new(Admission::new(config.max_connections_per_ip));
         let mut bound = Vec::new();
         let mut contexts = Vec::new();
@@ -291,6 +304,7 @@ impl Server {
             listeners: bound.iter().map(listener_info).collect(),
         });
         Ok(Server {
+            bridges,
             api,
             broker: Arc::clone(&broker),
             bound,
@@ -352,6 +366,7 @@ impl Server {
                 }
             }
         }
+        tasks.extend(self.bridges.spawn(&self.broker, &self.handle.shutdown));
         tasks.push(tokio::spawn(crate::systree::run(
             Arc::clone(&self.broker),
             self.broker.settings.sys_interval,
@@ -402,6 +417,13 @@ async fn accept_tcp(
                 if !ctx.admission.admit(peer.ip()) {
                     tracing::info!(
                         "Connection from {} refused: max_connections_per_IP exceeded.",
+                        peer.ip()
+                    );
+                    continue;
+                }
+                if !ctx.rate_allows() {
+                    tracing::info!(
+                        "Connection from {} refused: max_connection_rate reached on port {port}.",
                         peer.ip()
                     );
                     continue;
@@ -530,6 +552,10 @@ async fn accept_unix(
         };
         match accepted {
             Ok((stream, _)) => {
+                if !ctx.rate_allows() {
+                    tracing::info!("Connection refused: max_connection_rate reached on {path}.");
+                    continue;
+                }
                 let Some(slot) = ctx.try_open() else {
                     tracing::info!("Connection refused: max_connections reached on {path}.");
                     continue;

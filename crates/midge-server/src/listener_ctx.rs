@@ -27,6 +27,8 @@ pub struct ListenerCtx {
     pub use_username_as_clientid: bool,
     /// `max_connections`; `None` = unlimited.
     max_connections: Option<u32>,
+    /// `max_connection_rate`: new connections per second.
+    connection_rate: Option<parking_lot::Mutex<midge_core::rate::TokenBucket>>,
     /// Connections open on this listener now.
     open: Arc<AtomicUsize>,
     /// Per-address connection rate limit, shared by every listener.
@@ -69,12 +71,28 @@ impl ListenerCtx {
             mount_point: lc.mount_point.clone().filter(|m| !m.is_empty()),
             use_username_as_clientid: lc.use_username_as_clientid,
             max_connections: lc.max_connections,
+            connection_rate: lc.max_connection_rate.map(|r| {
+                let now = std::time::Instant::now();
+                parking_lot::Mutex::new(midge_core::rate::TokenBucket::new(
+                    u64::from(r),
+                    u64::from(r),
+                    now,
+                ))
+            }),
             open: Arc::new(AtomicUsize::new(0)),
             admission,
             tls: None,
             websockets: None,
             http_api: lc.protocol == midge_core::config::Protocol::HttpApi,
             require_certificate: lc.tls.require_certificate,
+        }
+    }
+
+    /// Whether `max_connection_rate` lets one more connection in now.
+    pub fn rate_allows(&self) -> bool {
+        match &self.connection_rate {
+            None => true,
+            Some(bucket) => bucket.lock().try_take(1, std::time::Instant::now()),
         }
     }
 

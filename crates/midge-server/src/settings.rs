@@ -36,6 +36,9 @@ pub struct Settings {
     pub connection_messages: bool,
     /// `sys_interval`: seconds between `$SYS` updates; 0 = no `$SYS` tree.
     pub sys_interval: u16,
+    /// `max_publish_rate` / `max_publish_bytes_rate` per client.
+    pub max_publish_rate: Option<u64>,
+    pub max_publish_bytes_rate: Option<u64>,
     /// `auth_failure_delay`: cap of the delay failed logins impose; zero = off.
     pub auth_failure_delay: std::time::Duration,
     pub retain_available: bool,
@@ -75,6 +78,8 @@ impl Settings {
             upgrade_outgoing_qos: config.upgrade_outgoing_qos,
             connection_messages: config.connection_messages,
             sys_interval: config.sys_interval,
+            max_publish_rate: config.max_publish_rate,
+            max_publish_bytes_rate: config.max_publish_bytes_rate,
             auth_failure_delay: std::time::Duration::from_secs(u64::from(
                 config.auth_failure_delay,
             )),

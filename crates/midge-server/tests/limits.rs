@@ -522,3 +522,66 @@ async fn max_topic_alias_per_listener() {
     .await;
     raw.expect_disconnect(0x94).await;
 }
+
+// `max_publish_rate` (beyond Mosquitto): a client publishing faster is read more slowly,
+// and nothing it sent is lost. 30 QoS 1 publishes at 10 per second (burst 10) cannot all be
+// acknowledged in under 1.5 s; all 30 arrive. Only a lower bound on time is checked.
+#[tokio::test]
+async fn max_publish_rate_slows_a_fast_publisher_without_loss() {
+    let b = start("allow_anonymous true\nmax_publish_rate 10", |_| {}).await;
+    let mut sub = Raw::connect(b.addr, ProtocolVersion::V311, "sub").await;
+    sub.subscribe("rate/#", QoS::AtLeastOnce).await;
+    let mut publ = Raw::connect(b.addr, ProtocolVersion::V311, "fast").await;
+    let started = std::time::Instant::now();
+    // All 30 are written at once; the broker paces reading them.
+    let mut burst = Vec::new();
+    for i in 0..30u16 {
+        let mut p = publish_packet("rate/t", &i.to_be_bytes(), QoS::AtLeastOnce, false);
+        p.packet_id = i + 1;
+        burst.extend(encode(&Packet::Publish(p), ProtocolVersion::V311));
+    }
+    publ.send(&burst).await;
+    for i in 0..30u16 {
+        let p = tokio::time::timeout(std::time::Duration::from_secs(20), sub.recv_publish_ack())
+            .await
+            .expect("delivered in time");
+        assert_eq!(&p.payload[..], &i.to_be_bytes(), "in order, none lost");
+    }
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(1500),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+// `max_connection_rate` (beyond Mosquitto): at 2 per second (burst 2), 20 connections
+// opened one after the other are not all served (that would take the broker 9 s to
+// allow); the refused ones are closed before any MQTT.
+#[tokio::test]
+async fn max_connection_rate_closes_the_excess_at_accept() {
+    let b = start("allow_anonymous true", |c| {
+        if let Some(l) = c.listeners.last_mut() {
+            l.max_connection_rate = Some(2);
+        }
+    })
+    .await;
+    let mut served = 0;
+    for i in 0..20 {
+        let mut raw = Raw::tcp(b.addr).await;
+        raw.send(&raw_connect(
+            "MQTT",
+            4,
+            0x02,
+            30,
+            None,
+            &format!("r{i}"),
+            &[],
+        ))
+        .await;
+        if raw.recv_raw_within(Duration::from_secs(2)).await.is_ok() {
+            served += 1;
+        }
+    }
+    assert!(served >= 2, "the burst is served: {served}");
+    assert!(served < 20, "the excess is refused: {served}");
+}

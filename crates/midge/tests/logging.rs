@@ -286,7 +286,7 @@ impl Client {
 // ---------------------------------------------------------------------------------------
 
 #[test]
-fn file_gets_mosquitto_lines_and_is_created_0640() {
+fn file_gets_mosquitto_lines_and_is_created_0600() {
     let dir = TempDir::new();
     let log = dir.0.join("midge.log").display().to_string();
     let mut b = start(&dir, &format!("log_dest file {log}"));
@@ -304,7 +304,7 @@ fn file_gets_mosquitto_lines_and_is_created_0640() {
         assert!(epoch_of(line).is_some(), "not Mosquitto's format: {line:?}");
     }
     let mode = std::fs::metadata(&log).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode & !0o640, 0, "log file mode {mode:o}");
+    assert_eq!(mode & !0o600, 0, "log file mode {mode:o}");
     // Only the file: nothing went to stderr.
     assert!(
         !b.stderr().contains("New client connected"),
@@ -485,7 +485,7 @@ fn sighup_reopens_the_log_file_for_logrotate() {
     assert!(!old.contains("after-rotate"), "{old}");
     assert!(!new.contains("before-rotate"), "{new}");
     let mode = std::fs::metadata(&log).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode & !0o640, 0, "re-opened log file mode {mode:o}");
+    assert_eq!(mode & !0o600, 0, "re-opened log file mode {mode:o}");
 }
 
 #[test]

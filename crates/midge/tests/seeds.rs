@@ -6,7 +6,7 @@
 //! Where a seed was written for Mosquitto 1.x and Mosquitto 2 (hence Midge) answers
 //! differently, the test pins Mosquitto 2.0.11's answer (checked against Debian's broker)
 //! and says so. Seed 001's TLS listener runs over TLS; configurations that need a feature
-//! of a later issue (bridges) must stop at start-up with "not supported yet", never run
+//! Midge does not have yet must stop at start-up with "not supported yet", never run
 //! without it.
 //!
 //! These tests never skip: without the Mosquitto tools they fail and say how to install
@@ -1436,22 +1436,56 @@ impl VerboseSub {
     }
 }
 
-// The subscriber-side broker ("mosquitto.conf2") bridges to the first one. Bridges land in
-// a later issue: until then the file is refused with "not supported yet".
+// The subscriber-side broker ("mosquitto.conf2") bridges to the first one, as the seed
+// runs them: a subscriber on the front broker prints `mqtt/test Hello mqtt` published on
+// the first broker by `forward`; another topic never arrives. The seed's subscriber is
+// anonymous, which Mosquitto 2 (hence Midge) refuses on a configured listener unless
+// `allow_anonymous true` is added. (Both variants, and Midge against Mosquitto, are in
+// tests/bridge.rs.)
 #[test]
-fn seed_004_bridge_broker_is_refused_until_supported() {
+fn seed_004_bridge_broker() {
+    require_clients();
     let dir = TempDir::new();
     let port = free_port();
     let remote = free_port();
+    seed_004_broker(&dir, remote);
+    let _first = Midge::start(&dir, &["-c", "mosquitto.conf"], remote);
     dir.write(
         "mosquitto.conf2",
         &format!(
-            "listener {port} 127.0.0.1\n\nconnection bridge-01\naddress 127.0.0.1:{remote}\n\n\
+            "listener {port} 127.0.0.1\nallow_anonymous true\n\nconnection bridge-01\naddress 127.0.0.1:{remote}\n\n\
              remote_username forward\nremote_password forward123\n\ntopic # out 0\ntopic # in 0\n"
         ),
     );
-    let err = start_fails(&dir, &["-c", "mosquitto.conf2"]);
-    assert!(err.contains("not supported yet"), "stderr: {err}");
+    let front = Midge::start(&dir, &["-c", "mosquitto.conf2"], port);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !front.log_text().contains("Bridge bridge-01 connected") {
+        assert!(
+            Instant::now() < deadline,
+            "bridge not connected:\n{}",
+            front.log_text()
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    let mut verbose = VerboseSub::start(port, &["-t", "mqtt/test", "-t", "mqtt/other"]);
+    let credentials = ["-u", "forward", "-P", "forward123"];
+    pub_silently_dropped(
+        remote,
+        &[&["-t", "another/topic", "-m", "x"][..], &credentials].concat(),
+    );
+    pub_ok(
+        remote,
+        &[&["-t", "mqtt/test", "-m", "Hello mqtt"][..], &credentials].concat(),
+    );
+    verbose.0.wait_for("mqtt/test Hello mqtt");
+    verbose.0.collect_for(Duration::from_millis(500));
+    let lines: Vec<&String> = verbose
+        .0
+        .seen
+        .iter()
+        .filter(|l| !l.starts_with("Client ") && !l.starts_with("Subscribed"))
+        .collect();
+    assert_eq!(lines, ["mqtt/test Hello mqtt"], "{}", front.log_text());
 }
 
 // The "allow anonymous access" variant: only `listener 1883 127.0.0.1` and `acl_file` with

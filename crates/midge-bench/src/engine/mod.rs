@@ -164,7 +164,14 @@ pub async fn run(
     // Subscribers first, so nothing published is missed.
     let mut sub_conns = Vec::with_capacity(plan.subscribers);
     for i in 0..plan.subscribers {
-        let mut c = client::connect(target, version, &format!("{id}-s{i}"), KEEP_ALIVE).await?;
+        let mut c = client::connect_session(
+            target,
+            version,
+            &format!("{id}-s{i}"),
+            KEEP_ALIVE,
+            opts.persistent_subscribers,
+        )
+        .await?;
         client::subscribe(&mut c, &plan.filters, opts.qos)
             .await
             .map_err(|e| BenchError::new(format!("subscriber {i}: {e}")))?;

@@ -216,6 +216,28 @@ pub(crate) fn max_connections_per_ip(
     Ok(())
 }
 
+/// Midge's `max_publish_rate <messages per second>` per client; 0 = no limit.
+pub(crate) fn max_publish_rate(parser: &mut Parser<'_>, line: &Line<'_>) -> Result<(), String> {
+    let n = line.integer_in(0..=u32::MAX)?;
+    parser.config.max_publish_rate = (n > 0).then_some(u64::from(n));
+    Ok(())
+}
+
+/// Midge's `max_publish_bytes_rate <payload bytes per second>` per client; 0 = no limit.
+pub(crate) fn max_publish_bytes_rate(
+    parser: &mut Parser<'_>,
+    line: &Line<'_>,
+) -> Result<(), String> {
+    let n = size(line)?;
+    parser.config.max_publish_bytes_rate = (n > 0).then_some(n);
+    Ok(())
+}
+
+/// Midge's `audit_log <file>`: security events as JSON lines.
+pub(crate) fn audit_log(parser: &mut Parser<'_>, line: &Line<'_>) -> Result<(), String> {
+    global_string(parser, line, "audit_log", |c| &mut c.audit_log)
+}
+
 /// Midge's `auth_failure_delay <seconds>`: the longest a login waits after failed ones
 /// from the same address or with the same username; 0 = no slowing down.
 pub(crate) fn auth_failure_delay(parser: &mut Parser<'_>, line: &Line<'_>) -> Result<(), String> {

@@ -40,6 +40,9 @@ pub struct ListenerConfig {
     /// `max_connections`: clients connected through this listener at once; `None` (the
     /// default, `-1`, and also `0` as in Mosquitto) = unlimited.
     pub max_connections: Option<u32>,
+    /// Midge's `max_connection_rate`: new connections per second this listener accepts
+    /// (burst: one second's worth); the excess is closed at accept. `None` = no limit.
+    pub max_connection_rate: Option<u32>,
     /// `mount_point`: prefix added to every topic of this listener's clients (and removed
     /// from what they receive), isolating them in their own subtree. No wildcards.
     pub mount_point: Option<String>,
@@ -102,6 +105,7 @@ impl Default for ListenerConfig {
             max_qos: None,
             unix_socket: None,
             max_connections: None,
+            max_connection_rate: None,
             mount_point: None,
             max_topic_alias: DEFAULT_MAX_TOPIC_ALIAS,
             max_topic_alias_broker: None,
@@ -265,6 +269,12 @@ pub(crate) fn max_qos(parser: &mut Parser<'_>, line: &Line<'_>) -> Result<(), St
 
 /// `max_connections <n>`: -1 (or any negative value, or 0, as Mosquitto reads them) =
 /// unlimited.
+pub(crate) fn max_connection_rate(parser: &mut Parser<'_>, line: &Line<'_>) -> Result<(), String> {
+    let n = line.integer_in(0..=u32::MAX)?;
+    parser.listener_mut().max_connection_rate = (n > 0).then_some(n);
+    Ok(())
+}
+
 pub(crate) fn max_connections(parser: &mut Parser<'_>, line: &Line<'_>) -> Result<(), String> {
     let n = line.integer()?;
     let limit = match n {

@@ -122,6 +122,14 @@ pub struct Config {
     /// Midge's `auth_failure_delay` (default 10 s, 0 = off): the cap of the delay failed
     /// logins impose on the next attempts from the same address or username.
     pub auth_failure_delay: u32,
+    /// Midge's `audit_log <file>`: refused logins, ACL denials, dynamic security commands
+    /// and protocol violations as JSON lines.
+    pub audit_log: Option<String>,
+    /// Midge's `max_publish_rate`: PUBLISH packets per second per client; beyond it the
+    /// broker reads from the client more slowly. `None` = no limit.
+    pub max_publish_rate: Option<u64>,
+    /// Midge's `max_publish_bytes_rate`: payload bytes per second per client, likewise.
+    pub max_publish_bytes_rate: Option<u64>,
     /// 2.1's `global_max_clients` (sessions, connected or not); `None` = unlimited.
     pub global_max_clients: Option<u32>,
     /// 2.1's `global_max_connections` (connected clients); `None` = unlimited.
@@ -195,6 +203,9 @@ impl Default for Config {
             memory_limit: 0,
             max_connections_per_ip: None,
             auth_failure_delay: DEFAULT_AUTH_FAILURE_DELAY,
+            audit_log: None,
+            max_publish_rate: None,
+            max_publish_bytes_rate: None,
             global_max_clients: None,
             global_max_connections: None,
             retain_available: true,

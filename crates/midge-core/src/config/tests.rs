@@ -1130,8 +1130,8 @@ fn options_not_supported_yet_are_refused_after_their_value_is_checked() {
             "proxy_protocol_v2_require_tls",
         ),
         (
-            "connection b\naddress 10.0.0.1\ntopic # both 2",
-            "connection",
+            "connection b\naddress 10.0.0.1\ntopic # both 2\nlocal_username u",
+            "local_username",
         ),
     ];
     for (text, name) in cases {

@@ -76,6 +76,10 @@ impl Connection {
     /// the session and will back to the broker.
     pub(super) async fn finish(mut self, close: Close) {
         self.log_close(&close);
+        if let Close::Violation { reason, why } = &close {
+            let details = serde_json::json!({"reason_code": reason, "reason": why});
+            self.audit("protocol_violation", details);
+        }
         self.broker.metrics.client_disconnected();
         if self.version.is_v5() {
             if let Some(code) = close.server_reason() {

@@ -12,10 +12,12 @@ use midge_proto::reason::{self, v3};
 use midge_proto::{
     encode_packet, ConnAck, Connect, DecodeError, Packet, Properties, ProtocolVersion, Sender,
 };
+use serde_json::json;
 use tokio::sync::watch;
 
 use super::close::REFUSE_FLUSH;
 use super::{frame, ClientLimits, Connection, Transport};
+use crate::audit::Who;
 use crate::broker::{Broker, PendingWill};
 use crate::listener_ctx::ListenerCtx;
 use crate::metrics::Counter;
@@ -77,7 +79,9 @@ pub(super) async fn accept(
         tracing::info!("Client <unknown> from {peer} sent a packet before CONNECT, closing.");
         return None;
     }
-    let level = midge_proto::decode::peek_connect_level(&body).map(|l| l.version);
+    let peeked = midge_proto::decode::peek_connect_level(&body);
+    let level = peeked.map(|l| l.version);
+    let bridge = peeked.is_some_and(|l| l.bridge && !l.version.is_v5());
     let connect =
         match midge_proto::decode_packet(first_byte, body, ProtocolVersion::V311, Sender::Client) {
             Ok(Packet::Connect(c)) => c,
@@ -125,7 +129,9 @@ pub(super) async fn accept(
         slot,
         cert_username,
     };
-    handle_connect(broker, transport, rbuf, *connect).await
+    let mut conn = handle_connect(broker, transport, rbuf, *connect).await?;
+    conn.bridge = bridge;
+    Some(conn)
 }
 
 /// The username a TLS listener takes from the client certificate
@@ -230,6 +236,12 @@ async fn handle_connect(
         Some(Err(why)) => {
             tracing::info!("Client {who}: {why}.");
             broker.metrics.add(Counter::AuthFailures, 1);
+            let subject = Who {
+                client_id: &connect.client_id,
+                username: None,
+                address: &peer,
+            };
+            broker.audit("auth_failure", subject, json!({ "reason": why }));
             refuse(&mut stream, version, &BAD_CREDENTIALS, &who).await;
             return None;
         }
@@ -278,6 +290,17 @@ async fn handle_connect(
     let dynsec_changes = policy.dynsec.as_ref().map(|d| d.changes());
     if from_cert.is_none() && !authenticate(&broker, &policy, &connect, &client_id, &peer).await {
         broker.metrics.add(Counter::AuthFailures, 1);
+        let subject = Who {
+            client_id: &client_id,
+            username: connect.username.as_deref(),
+            address: &peer,
+        };
+        let reason = if connect.username.is_some() {
+            "bad username or password"
+        } else {
+            "anonymous clients not allowed"
+        };
+        broker.audit("auth_failure", subject, json!({ "reason": reason }));
         // Mosquitto answers "not authorised" whether or not a username was given, so that
         // the answer does not tell which usernames exist.
         refuse(&mut stream, version, &NOT_AUTHORISED, &who).await;
@@ -348,6 +371,13 @@ async fn handle_connect(
         && !authenticate(&broker, &policy, &connect, &client_id, &peer).await
     {
         broker.metrics.add(Counter::AuthFailures, 1);
+        let subject = Who {
+            client_id: &client_id,
+            username: connect.username.as_deref(),
+            address: &peer,
+        };
+        let reason = "credentials changed by dynamic security during the login";
+        broker.audit("auth_failure", subject, json!({ "reason": reason }));
         broker.detach(&attached.session, attached.generation, None);
         refuse(&mut stream, version, &NOT_AUTHORISED, &who).await;
         return None;
@@ -417,6 +447,17 @@ async fn handle_connect(
         generation: attached.generation,
         // The CONNACK (and what follows) waits for the session to be stored.
         wbuf_ticket: stored,
+        rate: midge_core::rate::PublishLimiter::new(
+            settings.max_publish_rate,
+            settings.max_publish_bytes_rate,
+            Instant::now(),
+        )
+        .map(|limiter| {
+            Box::new(super::RateLimit {
+                limiter,
+                paused_until: None,
+            })
+        }),
         keep_alive,
         last_activity: Instant::now(),
         will,
@@ -425,6 +466,7 @@ async fn handle_connect(
         in_aliases: HashMap::new(),
         out_aliases: HashMap::new(),
         next_out_alias: 1,
+        bridge: false,
     };
 
     let mut ack = ConnAck {

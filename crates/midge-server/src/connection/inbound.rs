@@ -17,6 +17,13 @@ impl Connection {
         let metrics = &self.broker.metrics;
         metrics.add(Counter::PublishReceived, 1);
         metrics.add(Counter::PublishBytesReceived, p.payload.len() as u64);
+        if let Some(rate) = self.rate.as_mut() {
+            let now = tokio::time::Instant::now();
+            let wait = rate.limiter.publish(p.payload.len(), now.into_std());
+            if !wait.is_zero() {
+                rate.paused_until = Some(now + wait);
+            }
+        }
         let settings = &self.broker.settings;
         let mut topic = p.topic;
         if let Some(alias) = p.properties.topic_alias {
@@ -143,6 +150,8 @@ impl Connection {
         });
         if !allowed {
             self.broker.metrics.add(Counter::AclDenials, 1);
+            let details = serde_json::json!({"action": "publish", "topic": &*topic});
+            self.audit("acl_denied", details);
             tracing::info!("Denied PUBLISH from {} on '{}'.", self.who(), &*topic);
             return reason::NOT_AUTHORIZED;
         }

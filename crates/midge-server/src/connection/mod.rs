@@ -67,6 +67,8 @@ pub(crate) struct Connection {
     session: Arc<Session>,
     /// Our claim on the session; a different value in the session means we were replaced.
     generation: u64,
+    /// `max_publish_rate` / `max_publish_bytes_rate`: boxed, since most brokers set none.
+    rate: Option<Box<RateLimit>>,
     /// The persistence ticket behind what the write buffer holds: the buffer goes out only
     /// once the store has committed it (see `crate::persist`). 0 = nothing to wait for.
     wbuf_ticket: u64,
@@ -83,6 +85,16 @@ pub(crate) struct Connection {
     /// Topic aliases we set up towards the client, and the next free one.
     out_aliases: HashMap<ByteString, u16>,
     next_out_alias: u16,
+    /// An MQTT 3.x bridge (bit 7 of the CONNECT protocol level, Mosquitto's `try_private`):
+    /// its subscriptions are no-local and retain-as-published, so what it sends never comes
+    /// back to it (as Mosquitto treats bridges).
+    bridge: bool,
+}
+
+/// A client's publish limits and, when it went over, until when it is not read from.
+struct RateLimit {
+    limiter: midge_core::rate::PublishLimiter,
+    paused_until: Option<tokio::time::Instant>,
 }
 
 /// Resolves once the store has committed `ticket`.
@@ -130,6 +142,12 @@ impl Connection {
         // (traffic moved the deadline), not on every packet.
         let keepalive = tokio::time::sleep_until(self.keepalive_deadline());
         tokio::pin!(keepalive);
+        // Packets that arrived in the same read as CONNECT are already buffered: the socket
+        // may never turn readable for them again (CVE-2021-28166's PoC sends CONNECT, a
+        // CONNACK and DISCONNECT in one segment and then waits).
+        if let Err(close) = self.handle_buffered() {
+            return close;
+        }
         loop {
             if let Err(close) = self.fill() {
                 return close;
@@ -137,7 +155,10 @@ impl Connection {
             if let Err(close) = self.try_flush() {
                 return close;
             }
-            let can_read = self.wbuf.len() < WRITE_BACKPRESSURE;
+            // Over its publish rate: not read from until the pause ends (TCP pushes back).
+            let paused = self.rate.as_ref().and_then(|r| r.paused_until);
+            let mut pause = paused.map(|until| Box::pin(tokio::time::sleep_until(until)));
+            let can_read = self.wbuf.len() < WRITE_BACKPRESSURE && pause.is_none();
             // Held back for the store: wait for its commit, not for the socket. Boxed, and
             // only then, so that idle connections do not carry the wait's state.
             let mut store_wait = self
@@ -155,6 +176,16 @@ impl Connection {
                     Err(e) => return Close::Io(e),
                 },
                 _ = session.wake.notified() => Event::Wake,
+                () = async {
+                    if let Some(p) = pause.as_mut() {
+                        p.await;
+                    }
+                }, if pause.is_some() => {
+                    if let Some(r) = self.rate.as_mut() {
+                        r.paused_until = None;
+                    }
+                    Event::Resume
+                }
                 () = async {
                     if let Some(wait) = store_wait.as_mut() {
                         wait.await;
@@ -180,6 +211,7 @@ impl Connection {
                 },
                 Event::Writable => self.try_flush(),
                 Event::Wake => Ok(()),
+                Event::Resume => self.handle_buffered(),
                 Event::KeepAlive => {
                     let deadline = self.keepalive_deadline();
                     if tokio::time::Instant::now() >= deadline {
@@ -225,11 +257,26 @@ impl Connection {
             Err(e) => return Err(Close::Io(e)),
         };
         self.last_activity = Instant::now();
-        let max = self.broker.settings.max_packet_size;
         self.broker.metrics.add(Counter::BytesReceived, read as u64);
-        while let Some((first_byte, body)) =
-            frame::take(&mut self.rbuf, max).map_err(Close::from_decode)?
-        {
+        self.handle_buffered()?;
+        // A light reader gives its buffer back, so that idle connections cost little
+        // memory; a busy one keeps it for the next read.
+        if self.rbuf.is_empty() && read < READ_CHUNK / 4 {
+            self.rbuf = BytesMut::new();
+        }
+        Ok(read)
+    }
+
+    /// Handles every complete packet in the read buffer, or up to the one that put the
+    /// client over its publish rate (the rest waits in the buffer for the pause to end).
+    fn handle_buffered(&mut self) -> Result<(), Close> {
+        let max = self.broker.settings.max_packet_size;
+        while self.rate.as_ref().is_none_or(|r| r.paused_until.is_none()) {
+            let Some((first_byte, body)) =
+                frame::take(&mut self.rbuf, max).map_err(Close::from_decode)?
+            else {
+                break;
+            };
             let packet = midge_proto::decode_packet(
                 first_byte,
                 body,
@@ -240,12 +287,7 @@ impl Connection {
             self.broker.metrics.add(Counter::PacketsReceived, 1);
             self.handle(packet)?;
         }
-        // A light reader gives its buffer back, so that idle connections cost little
-        // memory; a busy one keeps it for the next read.
-        if self.rbuf.is_empty() && read < READ_CHUNK / 4 {
-            self.rbuf = BytesMut::new();
-        }
-        Ok(read)
+        Ok(())
     }
 
     fn try_flush(&mut self) -> Result<(), Close> {
@@ -268,6 +310,16 @@ impl Connection {
             self.wbuf = BytesMut::new();
         }
         Ok(())
+    }
+
+    /// Records a security event about this client in the audit log.
+    fn audit(&self, event: &str, details: serde_json::Value) {
+        let who = crate::audit::Who {
+            client_id: &self.client_id,
+            username: self.username.as_deref(),
+            address: &self.peer,
+        };
+        self.broker.audit(event, who, details);
     }
 
     /// What is written from now on waits for `ticket` to be stored.
@@ -353,6 +405,8 @@ enum Event {
     Readable,
     Writable,
     Wake,
+    /// A publish-rate pause ended: handle what waited in the read buffer.
+    Resume,
     KeepAlive,
     Shutdown,
 }

@@ -42,6 +42,8 @@ impl Connection {
             let user = self.username.as_deref();
             if !policy.may(user, &self.client_id, &filter, Access::Subscribe) {
                 self.broker.metrics.add(Counter::AclDenials, 1);
+                let details = serde_json::json!({"action": "subscribe", "topic": &filter});
+                self.audit("acl_denied", details);
                 tracing::info!("Denied SUBSCRIBE from {} to '{}'.", self.who(), filter);
                 codes.push(if self.version.is_v5() {
                     reason::NOT_AUTHORIZED
@@ -54,6 +56,8 @@ impl Connection {
             let entry = SubEntry {
                 options: SubscriptionOptions {
                     qos: granted,
+                    no_local: f.options.no_local || self.bridge,
+                    retain_as_published: f.options.retain_as_published || self.bridge,
                     ..f.options
                 },
                 id: sub_id,
@@ -148,6 +152,8 @@ impl Connection {
             let user = self.username.as_deref();
             if !policy.may(user, &self.client_id, &filter, Access::Unsubscribe) {
                 self.broker.metrics.add(Counter::AclDenials, 1);
+                let details = serde_json::json!({"action": "unsubscribe", "topic": &filter});
+                self.audit("acl_denied", details);
                 tracing::info!("Denied UNSUBSCRIBE from {} on '{filter}'.", self.who());
                 codes.push(reason::NOT_AUTHORIZED);
                 continue;

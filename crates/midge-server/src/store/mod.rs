@@ -154,6 +154,7 @@ impl Store {
     /// call it before serving, or from `spawn_blocking`.
     pub fn open(path: &Path, durability: Durability) -> Result<(Store, Snapshot), StoreError> {
         create_private(path)?;
+        check_length(path)?;
         let sql = |e| StoreError::sqlite(path, e);
         let mut conn = Connection::open_with_flags(
             path,
@@ -294,6 +295,64 @@ fn create_private(path: &Path) -> Result<(), StoreError> {
         });
     }
     narrow_mode(path)
+}
+
+/// Refuses a database file shorter than its own header says, when no WAL could hold the
+/// missing pages. SQLite reads the pages past the end of a cut file as zeros, and a cut
+/// inside the cell content of a page (which fills from the page's end) is not always
+/// caught by `quick_check`: the file would open with values silently zeroed. A cleanly
+/// closed store has no WAL (or an empty one) and its file holds every page its header
+/// counts; with a non-empty WAL the file may legitimately be short (a checkpoint
+/// interrupted by a crash, finished from the WAL at open), so SQLite is left to judge.
+fn check_length(path: &Path) -> Result<(), StoreError> {
+    let io = |source| StoreError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    match fs::metadata(wal_path(path)) {
+        Ok(meta) if meta.len() > 0 => return Ok(()),
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(source) => {
+            return Err(StoreError::Io {
+                path: wal_path(path),
+                source,
+            })
+        }
+    }
+    let mut header = [0u8; 100];
+    let mut file = fs::File::open(path).map_err(io)?;
+    let len = file.metadata().map_err(io)?.len();
+    if len < 100 {
+        return Ok(()); // empty (a new store); shorter ones are refused by create_private
+    }
+    io::Read::read_exact(&mut file, &mut header).map_err(io)?;
+    if &header[..16] != b"SQLite format 3\0" {
+        return Ok(()); // not SQLite: SQLite's own error says so
+    }
+    let be32 = |at: usize| {
+        u32::from_be_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
+    };
+    let page_size = match u16::from_be_bytes([header[16], header[17]]) {
+        1 => 65536,
+        n => u64::from(n),
+    };
+    // The page count is valid only when the change counter matches "version valid for"
+    // (SQLite before 3.7.0 did not keep it).
+    let pages = u64::from(be32(28));
+    if be32(24) != be32(92) || pages == 0 {
+        return Ok(());
+    }
+    let want = pages * page_size;
+    if len < want {
+        return Err(StoreError::Corrupt {
+            path: path.to_owned(),
+            reason: format!(
+                "truncated: {len} bytes where its header counts {pages} pages of {page_size} bytes ({want} bytes)"
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Takes group and other permissions off an existing file.

@@ -59,13 +59,13 @@ pub struct LogFile {
 }
 
 impl LogFile {
-    /// Opens `path` for appending, created with mode 0640 (less whatever the umask
+    /// Opens `path` for appending, created with mode 0600 (less whatever the umask
     /// removes); an existing file keeps its mode.
     pub fn open(path: &str) -> std::io::Result<LogFile> {
         let file = OpenOptions::new()
             .append(true)
             .create(true)
-            .mode(0o640)
+            .mode(0o600)
             .open(path)?;
         Ok(LogFile {
             path: path.to_owned(),
@@ -196,7 +196,7 @@ mod tests {
     }
 
     #[test]
-    fn file_is_appended_and_created_0640_or_stricter() {
+    fn file_is_appended_and_created_0600() {
         let dir = std::env::temp_dir().join(format!("midge-logfile-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("a.log");
@@ -208,7 +208,7 @@ mod tests {
         again.write_line(b"two\n");
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "one\ntwo\n");
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode & !0o640, 0, "mode {mode:o}");
+        assert_eq!(mode & !0o600, 0, "mode {mode:o}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
