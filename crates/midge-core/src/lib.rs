@@ -9,6 +9,8 @@ pub mod bridge_reconnect;
 pub mod bridge_topics;
 pub mod config;
 pub mod dynsec;
+#[doc(hidden)]
+pub mod fuzz_check;
 mod inline_stack;
 pub mod password;
 pub mod psk;

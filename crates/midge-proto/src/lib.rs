@@ -6,6 +6,8 @@
 pub mod decode;
 pub mod encode;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzz_check;
 pub mod packet;
 pub mod properties;
 mod property_codec;
