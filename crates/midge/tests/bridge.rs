@@ -9,19 +9,15 @@
 
 mod common;
 
-use common::{free_port, tool, Midge, TempDir, INSTALL};
+use common::tls::{self, make_ca};
+use common::{broker, free_port, tool, Midge, TempDir, INSTALL};
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
-
-use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair, KeyUsagePurpose,
-    SanType,
-};
 
 const PASSWD_FORWARD: &str = "forward";
 const PASSWORD: &str = "forward123";
@@ -45,7 +41,7 @@ enum Kind {
 /// A Mosquitto broker process with its log.
 struct Mosquitto {
     child: Child,
-    log: Arc<Mutex<Vec<String>>>,
+    log: broker::Log,
 }
 
 impl Mosquitto {
@@ -56,38 +52,23 @@ impl Mosquitto {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("mosquitto not found ({e}): install mosquitto (apt-get install mosquitto mosquitto-clients)"));
-        let log = Arc::new(Mutex::new(Vec::new()));
-        for pipe in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let sink = Arc::clone(&log);
-            thread::spawn(move || {
-                for line in BufReader::new(pipe).lines() {
-                    let Ok(line) = line else { return };
-                    sink.lock().unwrap().push(line);
-                }
-            });
-        }
+        let log = broker::Log::default();
+        broker::collect(child.stdout.take().unwrap(), &log);
+        broker::collect(child.stderr.take().unwrap(), &log);
         let mut m = Mosquitto { child, log };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Ok(Some(status)) = m.child.try_wait() {
-                thread::sleep(Duration::from_millis(100));
-                panic!("mosquitto exited ({status}):\n{}", m.log_text());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "mosquitto not ready:\n{}",
-                m.log_text()
-            );
-            thread::sleep(Duration::from_millis(20));
-        }
+        broker::wait_ready(
+            &mut m.child,
+            &m.log,
+            || TcpStream::connect(("127.0.0.1", port)).is_ok(),
+            Duration::from_secs(10),
+            "mosquitto exited",
+            "mosquitto not ready",
+        );
         m
     }
 
     fn log_text(&self) -> String {
-        self.log.lock().unwrap().join("\n")
+        broker::log_text(&self.log)
     }
 }
 
@@ -712,39 +693,12 @@ fn mosquitto_bridge_to_midge_does_not_loop() {
 // TLS
 // ---------------------------------------------------------------------------------------
 
-struct Ca {
-    cert: rcgen::Certificate,
-    key: KeyPair,
-}
-
-fn make_ca(name: &str) -> Ca {
-    let key = KeyPair::generate().unwrap();
-    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.distinguished_name = DistinguishedName::new();
-    p.distinguished_name.push(DnType::CommonName, name);
-    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let cert = p.self_signed(&key).unwrap();
-    Ca { cert, key }
-}
-
-fn server_cert(ca: &Ca) -> (String, String) {
-    let key = KeyPair::generate().unwrap();
-    let mut p = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
-    p.subject_alt_names
-        .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
-    p.distinguished_name = DistinguishedName::new();
-    p.distinguished_name.push(DnType::CommonName, "localhost");
-    let cert = p.signed_by(&key, &ca.cert, &ca.key).unwrap();
-    (cert.pem(), key.serialize_pem())
-}
-
 fn tls_bridge(kind: Kind) {
     require_mosquitto();
     let dir = TempDir::new();
     let ca = make_ca("Bridge Test CA");
     let other = make_ca("Other CA");
-    let (cert, key) = server_cert(&ca);
+    let (cert, key) = tls::leaf(&ca, "localhost");
     let ca_file = dir.write("ca.crt", &ca.cert.pem());
     let other_file = dir.write("other.crt", &other.cert.pem());
     let cert_file = dir.write("server.crt", &cert);

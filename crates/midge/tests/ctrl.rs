@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use common::dynsec::{
     midge_ctrl, require_mosquitto, run, words, Ctrl, Mosquitto, Run, ADMIN, ADMIN_PW,
 };
+use common::tls::{make_ca, Ca};
 use common::{free_port, TempDir};
 
 /// mosquitto_ctrl's output with its own name replaced by Midge's, the one intended difference
@@ -513,26 +514,7 @@ fn no_answer_times_out_with_a_message() {
 // TLS and TLS-PSK
 // ---------------------------------------------------------------------------------------
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair, KeyUsagePurpose,
-    SanType,
-};
-
-struct Ca {
-    cert: rcgen::Certificate,
-    key: KeyPair,
-}
-
-fn make_ca(name: &str) -> Ca {
-    let key = KeyPair::generate().unwrap();
-    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.distinguished_name = DistinguishedName::new();
-    p.distinguished_name.push(DnType::CommonName, name);
-    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let cert = p.self_signed(&key).unwrap();
-    Ca { cert, key }
-}
+use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair, SanType};
 
 /// A certificate for `names` (DNS names) and 127.0.0.1 when `with_ip`, as (cert, key) PEM.
 fn leaf(ca: &Ca, cn: &str, names: &[&str], with_ip: bool) -> (String, String) {

@@ -22,7 +22,8 @@
 mod common;
 
 use common::dynsec::{dynsec_conf, Ctrl, ADMIN, ADMIN_PW, PLUGIN};
-use common::{free_port, Midge, TempDir};
+use common::raw::{assert_silence, frame, hex, str16, varint, Ended, Wire};
+use common::{free_port, tls, Midge, TempDir};
 
 use std::collections::VecDeque;
 use std::io::{Read, Write};
@@ -257,46 +258,11 @@ fn require_dynsec() {
 // Hand-built MQTT packets
 // =======================================================================================
 
-fn str16(s: &[u8]) -> Vec<u8> {
-    let mut out = (s.len() as u16).to_be_bytes().to_vec();
-    out.extend_from_slice(s);
-    out
-}
-
-fn varint(mut n: usize) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let mut b = (n % 128) as u8;
-        n /= 128;
-        if n > 0 {
-            b |= 0x80;
-        }
-        out.push(b);
-        if n == 0 {
-            return out;
-        }
-    }
-}
-
-fn frame(first: u8, body: &[u8]) -> Vec<u8> {
-    let mut out = vec![first];
-    out.extend(varint(body.len()));
-    out.extend_from_slice(body);
-    out
-}
-
 /// A property block: varint length, then the properties.
 fn props(p: &[u8]) -> Vec<u8> {
     let mut out = varint(p.len());
     out.extend_from_slice(p);
     out
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter()
-        .map(|x| format!("{x:02x}"))
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 fn unhex(s: &str) -> Vec<u8> {
@@ -485,12 +451,6 @@ fn read_varint(b: &[u8], at: usize) -> (usize, usize) {
 // A raw MQTT client over std TCP with bounded reads
 // =======================================================================================
 
-#[derive(Debug, PartialEq)]
-enum Ended {
-    Timeout,
-    Closed,
-}
-
 /// How a connection ended after bad input.
 #[derive(Debug, PartialEq)]
 enum End {
@@ -503,8 +463,7 @@ enum End {
 }
 
 struct Raw {
-    s: TcpStream,
-    buf: Vec<u8>,
+    w: Wire,
     pending: VecDeque<Vec<u8>>,
     v5: bool,
     next_id: u16,
@@ -512,11 +471,8 @@ struct Raw {
 
 impl Raw {
     fn open(port: u16, v5: bool) -> Raw {
-        let s = TcpStream::connect(("127.0.0.1", port)).expect("TCP connect");
-        s.set_nodelay(true).unwrap();
         Raw {
-            s,
-            buf: Vec::new(),
+            w: Wire::open(port),
             pending: VecDeque::new(),
             v5,
             next_id: 0,
@@ -540,60 +496,18 @@ impl Raw {
     }
 
     fn send(&mut self, b: &[u8]) {
-        let _ = self.s.write_all(b);
+        self.w.send(b);
     }
 
     fn recv_within(&mut self, within: Duration) -> Result<Vec<u8>, Ended> {
         if let Some(p) = self.pending.pop_front() {
             return Ok(p);
         }
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(p) = self.take() {
-                return Ok(p);
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(Ended::Timeout);
-            }
-            self.s.set_read_timeout(Some(left)).unwrap();
-            let mut chunk = [0u8; 65536];
-            match self.s.read(&mut chunk) {
-                Ok(0) => return Err(Ended::Closed),
-                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-                Err(e)
-                    if e.kind() == std::io::ErrorKind::WouldBlock
-                        || e.kind() == std::io::ErrorKind::TimedOut =>
-                {
-                    return Err(Ended::Timeout)
-                }
-                Err(_) => return Err(Ended::Closed),
-            }
-        }
+        self.w.recv_within(within)
     }
 
     fn recv(&mut self) -> Result<Vec<u8>, Ended> {
         self.recv_within(WAIT)
-    }
-
-    fn take(&mut self) -> Option<Vec<u8>> {
-        let mut len = 0usize;
-        let mut shift = 0;
-        let mut i = 1;
-        loop {
-            let b = *self.buf.get(i)?;
-            len |= usize::from(b & 0x7f) << shift;
-            i += 1;
-            if b & 0x80 == 0 {
-                break;
-            }
-            shift += 7;
-        }
-        if self.buf.len() < i + len {
-            return None;
-        }
-        let rest = self.buf.split_off(i + len);
-        Some(std::mem::replace(&mut self.buf, rest))
     }
 
     /// Reads packets until one whose type is `ty`; others are kept for later.
@@ -736,11 +650,7 @@ impl Raw {
 
     /// Nothing arrives within `QUIET` and the connection stays open.
     fn expect_silence(&mut self) {
-        match self.recv_within(QUIET) {
-            Err(Ended::Timeout) => {}
-            Err(Ended::Closed) => panic!("connection closed while expecting silence"),
-            Ok(p) => panic!("expected nothing, got {}", hex(&p)),
-        }
+        assert_silence(self.recv_within(QUIET));
     }
 
     fn disconnect(mut self) {
@@ -750,7 +660,7 @@ impl Raw {
 
     /// Drops the TCP connection without DISCONNECT (the will is due).
     fn drop_abruptly(self) {
-        let _ = self.s.shutdown(Shutdown::Both);
+        let _ = self.w.s.shutdown(Shutdown::Both);
     }
 }
 
@@ -1559,41 +1469,6 @@ fn cve_2018_20145_per_listener_acl_applies_on_every_listener_including_the_defau
 // 1.5.4: WebSockets over TLS with require_certificate
 // =======================================================================================
 
-mod certs {
-    use rcgen::{
-        BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair,
-        KeyUsagePurpose, SanType,
-    };
-
-    pub struct Ca {
-        pub cert: rcgen::Certificate,
-        pub key: KeyPair,
-    }
-
-    pub fn ca(name: &str) -> Ca {
-        let key = KeyPair::generate().unwrap();
-        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-        p.distinguished_name = DistinguishedName::new();
-        p.distinguished_name.push(DnType::CommonName, name);
-        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let cert = p.self_signed(&key).unwrap();
-        Ca { cert, key }
-    }
-
-    /// (certificate PEM, key PEM) for `cn`, signed by `ca`.
-    pub fn leaf(ca: &Ca, cn: &str) -> (String, String) {
-        let key = KeyPair::generate().unwrap();
-        let mut p = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
-        p.subject_alt_names
-            .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
-        p.distinguished_name = DistinguishedName::new();
-        p.distinguished_name.push(DnType::CommonName, cn);
-        let cert = p.signed_by(&key, &ca.cert, &ca.key).unwrap();
-        (cert.pem(), key.serialize_pem())
-    }
-}
-
 /// Opens TLS to `port` (optionally with a client certificate) and asks for a WebSocket
 /// upgrade; returns the response head, or `Err` when the handshake or the read failed.
 fn wss_upgrade(port: u16, ca_file: &str, client: Option<(&str, &str)>) -> Result<String, String> {
@@ -1648,12 +1523,12 @@ fn wss_upgrade(port: u16, ca_file: &str, client: Option<(&str, &str)>) -> Result
 #[test]
 fn mosquitto_1_5_4_wss_require_certificate_refuses_certless_clients() {
     let dir = TempDir::new();
-    let ca = certs::ca("Midge CVE CA");
-    let other = certs::ca("Other CA");
+    let ca = tls::make_ca("Midge CVE CA");
+    let other = tls::make_ca("Other CA");
     let ca_file = dir.write("ca.pem", &ca.cert.pem());
-    let (sc, sk) = certs::leaf(&ca, "localhost");
-    let (cc, ck) = certs::leaf(&ca, "client");
-    let (oc, ok) = certs::leaf(&other, "intruder");
+    let (sc, sk) = tls::leaf(&ca, "localhost");
+    let (cc, ck) = tls::leaf(&ca, "client");
+    let (oc, ok) = tls::leaf(&other, "intruder");
     let server_cert = dir.write("server.pem", &sc);
     let server_key = dir.write("server.key", &sk);
     let client_cert = dir.write("client.pem", &cc);
@@ -2408,8 +2283,8 @@ fn mosquitto_2_0_12_issue_2283_tls_options_without_listener_bind_loopback_only()
         "port 1883 is in use; this test needs it free (Mosquitto 2's default listener)"
     );
     let dir = TempDir::new();
-    let ca = certs::ca("Midge CVE CA");
-    let (sc, sk) = certs::leaf(&ca, "localhost");
+    let ca = tls::make_ca("Midge CVE CA");
+    let (sc, sk) = tls::leaf(&ca, "localhost");
     let ca_file = dir.write("ca.pem", &ca.cert.pem());
     let cert = dir.write("server.pem", &sc);
     let key = dir.write("server.key", &sk);

@@ -4,13 +4,14 @@
 //!
 //! These tests never skip: without the clients they fail and say how to install them.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
+use common::{line_channel, INSTALL};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-const INSTALL: &str = "install mosquitto-clients (apt-get install mosquitto-clients)";
 const VERSIONS: [&str; 3] = ["31", "311", "5"];
 
 /// The broker on its own runtime threads, so the test thread can block on subprocesses.
@@ -97,16 +98,7 @@ impl Sub {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start mosquitto_sub: {e}: {INSTALL}"));
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, lines) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { return };
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
+        let lines = line_channel(child.stdout.take().expect("stdout"));
         Sub {
             child,
             lines,

@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use common::raw::frame;
 use common::{free_port, TempDir};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -171,24 +172,6 @@ fn epoch_of(line: &str) -> Option<u64> {
 
 struct Client(TcpStream);
 
-fn with_length(first: u8, body: &[u8]) -> Vec<u8> {
-    let mut out = vec![first];
-    let mut n = body.len();
-    loop {
-        let mut b = (n % 128) as u8;
-        n /= 128;
-        if n > 0 {
-            b |= 0x80;
-        }
-        out.push(b);
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(body);
-    out
-}
-
 fn string(s: &str) -> Vec<u8> {
     let mut out = (s.len() as u16).to_be_bytes().to_vec();
     out.extend_from_slice(s.as_bytes());
@@ -204,7 +187,7 @@ impl Client {
         body.extend_from_slice(&[0x04, 0x02, 0x00, 0x3c]);
         body.extend_from_slice(&string(id));
         let mut c = Client(s);
-        c.0.write_all(&with_length(0x10, &body)).unwrap();
+        c.0.write_all(&frame(0x10, &body)).unwrap();
         let mut ack = [0u8; 4];
         c.0.read_exact(&mut ack).unwrap();
         assert_eq!(ack, [0x20, 0x02, 0x00, 0x00], "CONNACK");
@@ -216,7 +199,7 @@ impl Client {
         let mut body = vec![0x00, 0x01];
         body.extend_from_slice(&string(filter));
         body.push(0);
-        self.0.write_all(&with_length(0x82, &body)).unwrap();
+        self.0.write_all(&frame(0x82, &body)).unwrap();
         let mut ack = [0u8; 5];
         self.0.read_exact(&mut ack).unwrap();
         assert_eq!(ack, [0x90, 0x03, 0x00, 0x01, 0x00], "SUBACK");
@@ -226,7 +209,7 @@ impl Client {
     fn unsubscribe(&mut self, filter: &str) {
         let mut body = vec![0x00, 0x02];
         body.extend_from_slice(&string(filter));
-        self.0.write_all(&with_length(0xa2, &body)).unwrap();
+        self.0.write_all(&frame(0xa2, &body)).unwrap();
     }
 
     fn disconnect(mut self) {

@@ -4,15 +4,17 @@
 //!
 //! These tests never skip: without Mosquitto's tools they fail and say how to install them.
 
+mod common;
+
 use std::fs;
 use std::io::Write;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use common::{free_port, TempDir};
 use midge_core::password::{HashKind, PasswordFile, PasswordHash};
 
 const INSTALL: &str =
@@ -22,29 +24,13 @@ const INSTALL: &str =
 const ALICE: &str = "alice:$7$101$fmqt2++sRIF8iKr1$fN5FkA4yxCoA6HLir0QnVVwDYlNq/JL6oacva5ZcLKtCGLWJreky3N6/BeFymhCsv1jLDHMhimqi+u+ZP95Haw==";
 
 /// A fresh directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
+fn temp_dir() -> TempDir {
+    TempDir::with_prefix("midge-passwd-test")
+}
 
 impl TempDir {
-    fn new() -> TempDir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "midge-passwd-test-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = fs::remove_dir_all(&path);
-        fs::create_dir_all(&path).expect("create temp dir");
-        TempDir(path)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-
-    fn write(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.path(name);
-        fs::write(&path, text).expect("write fixture");
-        path
+    fn write_path(&self, name: &str, text: &str) -> PathBuf {
+        PathBuf::from(self.write(name, text))
     }
 
     /// Names in the directory, sorted (to catch leftover temporary files).
@@ -55,12 +41,6 @@ impl TempDir {
             .collect();
         names.sort();
         names
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
     }
 }
 
@@ -134,8 +114,8 @@ fn hash_of(path: &Path, user: &str) -> PasswordHash {
 
 #[test]
 fn create_add_update_delete() {
-    let dir = TempDir::new();
-    let file = dir.path("passwd");
+    let dir = temp_dir();
+    let file = dir.join("passwd");
     ok_silently(&midge(
         &dir.0,
         &["-c", "-b", "passwd", "alice", "s3cret"],
@@ -177,8 +157,8 @@ fn create_add_update_delete() {
 
 #[test]
 fn default_hash_is_pbkdf2_with_a_12_byte_salt_and_1000_iterations() {
-    let dir = TempDir::new();
-    let file = dir.path("passwd");
+    let dir = temp_dir();
+    let file = dir.join("passwd");
     ok_silently(&midge(&dir.0, &["-c", "-b", "passwd", "u", "pw"], ""));
     match hash_of(&file, "u") {
         PasswordHash::Pbkdf2Sha512 {
@@ -197,8 +177,8 @@ fn default_hash_is_pbkdf2_with_a_12_byte_salt_and_1000_iterations() {
 
 #[test]
 fn sha512_and_argon2id() {
-    let dir = TempDir::new();
-    let file = dir.path("passwd");
+    let dir = temp_dir();
+    let file = dir.join("passwd");
     ok_silently(&midge(
         &dir.0,
         &["-H", "sha512", "-c", "-b", "passwd", "bob", "hunter2"],
@@ -229,8 +209,8 @@ fn sha512_and_argon2id() {
 
 #[test]
 fn prompts_read_stdin_when_it_is_not_a_terminal() {
-    let dir = TempDir::new();
-    let file = dir.path("passwd");
+    let dir = temp_dir();
+    let file = dir.join("passwd");
     let out = midge(&dir.0, &["-c", "passwd", "alice"], "s3cret\ns3cret\n");
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "Password: \nReenter password: \n");
@@ -310,11 +290,11 @@ fn messages_and_exit_codes_match_mosquitto_passwd() {
         (vec!["passwd", "bob", "pw"], "", ALICE),
     ];
     for (args, stdin, start) in cases {
-        let ours = TempDir::new();
-        let theirs = TempDir::new();
+        let ours = temp_dir();
+        let theirs = temp_dir();
         let start = format!("{start}\n");
-        ours.write("passwd", &start);
-        theirs.write("passwd", &start);
+        ours.write_path("passwd", &start);
+        theirs.write_path("passwd", &start);
         let a = midge(&ours.0, &args, stdin);
         let b = mosquitto_passwd(&theirs.0, &args, stdin);
         let shown: Vec<String> = args.iter().map(|a| a.chars().take(20).collect()).collect();
@@ -328,7 +308,7 @@ fn messages_and_exit_codes_match_mosquitto_passwd() {
         }
         if !a.status.success() {
             assert_eq!(
-                fs::read_to_string(ours.path("passwd")).expect("read"),
+                fs::read_to_string(ours.join("passwd")).expect("read"),
                 start,
                 "a failed {shown:?} leaves the file alone"
             );
@@ -338,7 +318,7 @@ fn messages_and_exit_codes_match_mosquitto_passwd() {
 
 #[test]
 fn usage() {
-    let dir = TempDir::new();
+    let dir = temp_dir();
     let out = midge(&dir.0, &[], "");
     assert_eq!(out.status.code(), Some(1));
     assert!(out.stderr.is_empty());
@@ -362,8 +342,8 @@ fn usage() {
 /// Where Midge deliberately refuses what mosquitto_passwd 2.0.11 accepts.
 #[test]
 fn usernames_the_broker_could_never_match_are_refused() {
-    let dir = TempDir::new();
-    let file = dir.write("passwd", &format!("{ALICE}\n"));
+    let dir = temp_dir();
+    let file = dir.write_path("passwd", &format!("{ALICE}\n"));
     for (user, message) in [
         ("", "Error: Username must not be empty.\n"),
         (
@@ -386,8 +366,8 @@ fn usernames_the_broker_could_never_match_are_refused() {
 fn comments_blank_lines_and_other_lines_are_kept() {
     // mosquitto_passwd 2.0.11 calls these "corrupt" and, when updating, drops the rest of
     // the file; Midge keeps every line it does not change.
-    let dir = TempDir::new();
-    let file = dir.write(
+    let dir = temp_dir();
+    let file = dir.write_path(
         "passwd",
         &format!("# operators\n{ALICE}\n\nstray line\n#bob:old\n"),
     );
@@ -408,9 +388,9 @@ fn comments_blank_lines_and_other_lines_are_kept() {
 
 #[test]
 fn a_duplicated_user_is_written_once() {
-    let dir = TempDir::new();
+    let dir = temp_dir();
     let bob = ALICE.replace("alice", "bob");
-    let file = dir.write("passwd", &format!("{ALICE}\n{bob}\n{ALICE}\n"));
+    let file = dir.write_path("passwd", &format!("{ALICE}\n{bob}\n{ALICE}\n"));
     ok_silently(&midge(&dir.0, &["-b", "passwd", "alice", "pw"], ""));
     let got = lines(&file);
     assert_eq!(got.len(), 2);
@@ -421,8 +401,8 @@ fn a_duplicated_user_is_written_once() {
 
 #[test]
 fn update_warns_when_the_broker_would_refuse_the_result() {
-    let dir = TempDir::new();
-    dir.write("passwd", "bob:plaintext\n");
+    let dir = temp_dir();
+    dir.write_path("passwd", "bob:plaintext\n");
     let out = midge(&dir.0, &["-b", "passwd", "alice", "pw"], "");
     assert!(out.status.success());
     let stderr = text(&out.stderr);
@@ -434,8 +414,8 @@ fn update_warns_when_the_broker_would_refuse_the_result() {
 
 #[test]
 fn hash_plaintext_file_with_u() {
-    let dir = TempDir::new();
-    let file = dir.write(
+    let dir = temp_dir();
+    let file = dir.write_path(
         "passwd",
         &format!(
             "# plain\nalice:s3cret\n bob :  hunter2  \r\ncarol:a:b\n\n{}\n",
@@ -467,10 +447,10 @@ fn hash_plaintext_file_with_u() {
     assert_eq!(fs::read(&file).expect("read"), before);
 
     // -H and -I apply to -U.
-    let file = dir.write("plain2", "erin:pw\n");
+    let file = dir.write_path("plain2", "erin:pw\n");
     ok_silently(&midge(&dir.0, &["-H", "sha512", "-U", "plain2"], ""));
     assert_eq!(hash_of(&file, "erin").kind(), HashKind::Sha512);
-    let file = dir.write("plain3", "erin:pw\n");
+    let file = dir.write_path("plain3", "erin:pw\n");
     ok_silently(&midge(&dir.0, &["-I", "7", "-U", "plain3"], ""));
     assert!(lines(&file)[0].starts_with("erin:$7$7$"));
 
@@ -483,7 +463,7 @@ fn hash_plaintext_file_with_u() {
             "Error: Duplicate user a in password file at line 2.\n",
         ),
     ] {
-        let file = dir.write("bad", start);
+        let file = dir.write_path("bad", start);
         let out = midge(&dir.0, &["-U", "bad"], "");
         assert_eq!(out.status.code(), Some(1), "{start:?}");
         assert_eq!(text(&out.stderr), message, "{start:?}");
@@ -493,8 +473,8 @@ fn hash_plaintext_file_with_u() {
 
 #[test]
 fn file_modes() {
-    let dir = TempDir::new();
-    let file = dir.path("passwd");
+    let dir = temp_dir();
+    let file = dir.join("passwd");
     ok_silently(&midge(&dir.0, &["-c", "-b", "passwd", "a", "pw"], ""));
     assert_eq!(mode(&file), 0o600);
     // An existing file keeps its mode through update, delete and -c.
@@ -505,7 +485,7 @@ fn file_modes() {
     assert_eq!(mode(&file), 0o640);
     ok_silently(&midge(&dir.0, &["-c", "-b", "passwd", "c", "pw"], ""));
     assert_eq!(mode(&file), 0o640);
-    let plain = dir.write("plain", "a:pw\n");
+    let plain = dir.write_path("plain", "a:pw\n");
     fs::set_permissions(&plain, fs::Permissions::from_mode(0o604)).expect("chmod");
     ok_silently(&midge(&dir.0, &["-U", "plain"], ""));
     assert_eq!(mode(&plain), 0o604);
@@ -514,11 +494,11 @@ fn file_modes() {
 
 #[test]
 fn a_symlinked_file_is_updated_through_the_link() {
-    let dir = TempDir::new();
-    let target = dir.write("real", &format!("{ALICE}\n"));
-    std::os::unix::fs::symlink("real", dir.path("link")).expect("symlink");
+    let dir = temp_dir();
+    let target = dir.write_path("real", &format!("{ALICE}\n"));
+    std::os::unix::fs::symlink("real", dir.join("link")).expect("symlink");
     ok_silently(&midge(&dir.0, &["-b", "link", "bob", "pw"], ""));
-    assert!(fs::symlink_metadata(dir.path("link"))
+    assert!(fs::symlink_metadata(dir.join("link"))
         .expect("lstat")
         .file_type()
         .is_symlink());
@@ -529,8 +509,8 @@ fn a_symlinked_file_is_updated_through_the_link() {
 /// Debian's mosquitto_passwd writes; Midge's parser reads.
 #[test]
 fn files_from_mosquitto_passwd_verify_in_midge() {
-    let dir = TempDir::new();
-    let file = dir.path("passwd");
+    let dir = temp_dir();
+    let file = dir.join("passwd");
     ok_silently(&mosquitto_passwd(
         &dir.0,
         &["-c", "-b", "passwd", "alice", "s3cret"],
@@ -581,7 +561,7 @@ fn files_from_mosquitto_passwd_verify_in_midge() {
     assert!(!f.contains("bob"));
 
     // mosquitto_passwd -U on a plaintext file.
-    let plain = dir.write("plain", "gina:g1na\nhal:h4l\n");
+    let plain = dir.write_path("plain", "gina:g1na\nhal:h4l\n");
     ok_silently(&mosquitto_passwd(&dir.0, &["-U", "plain"], ""));
     let f = load(&plain);
     assert!(f.verify("gina", b"g1na") && f.verify("hal", b"h4l"));
@@ -603,21 +583,18 @@ impl Drop for Mosquitto {
 
 impl Mosquitto {
     fn start(dir: &TempDir, password_file: &Path) -> Mosquitto {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
+        let port = free_port();
         // `user root`: when run as root, Mosquitto otherwise drops to the `mosquitto` user
         // before reading the password file, which then cannot read a 0600 file in a private
         // temp dir. Ignored when not run as root.
-        let conf = dir.write(
+        let conf = dir.write_path(
             "mosquitto.conf",
             &format!(
                 "user root\nlistener {port} 127.0.0.1\nallow_anonymous false\npassword_file {}\n",
                 password_file.display()
             ),
         );
-        let log = dir.path("mosquitto.log");
+        let log = dir.join("mosquitto.log");
         let log_file = fs::File::create(&log).expect("log file");
         let child = Command::new("mosquitto")
             .arg("-c")
@@ -668,8 +645,8 @@ impl Mosquitto {
 /// `midge passwd` writes; Debian's mosquitto broker (2.0.11) reads.
 #[test]
 fn files_from_midge_passwd_are_accepted_by_mosquitto() {
-    let dir = TempDir::new();
-    let file = dir.path("passwd");
+    let dir = temp_dir();
+    let file = dir.join("passwd");
     ok_silently(&midge(
         &dir.0,
         &["-c", "-b", "passwd", "alice", "s3cret"],
@@ -687,7 +664,7 @@ fn files_from_midge_passwd_are_accepted_by_mosquitto() {
     ));
     let out = midge(&dir.0, &["passwd", "dave"], "d4ve\nd4ve\n");
     assert!(out.status.success());
-    let plain = dir.write("plain", "erin:e\n");
+    let plain = dir.write_path("plain", "erin:e\n");
     ok_silently(&midge(&dir.0, &["-U", "plain"], ""));
     let erin = lines(&plain).remove(0);
     fs::OpenOptions::new()

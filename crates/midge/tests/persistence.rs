@@ -10,8 +10,8 @@
 //! packet id before the PUBREL is a duplicate.
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -20,7 +20,10 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+mod common;
+
 use bytes::{Bytes, BytesMut};
+use common::{broker, free_port, tool_output_within, TempDir};
 use midge_proto::{
     decode_fixed_header, decode_packet, encode_packet, ConnAck, Connect, Disconnect, Packet,
     Properties, ProtocolVersion, PubResp, Publish, QoS, Sender, Subscribe, SubscribeFilter,
@@ -34,52 +37,24 @@ const V5: ProtocolVersion = ProtocolVersion::V5;
 // Temp dirs and the broker process
 // ---------------------------------------------------------------------------------------
 
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "midge-persist-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).expect("create temp dir");
-        TempDir(path)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-
-    fn db(&self) -> PathBuf {
-        self.path("midge.db")
-    }
-
-    fn wal(&self) -> PathBuf {
-        self.path("midge.db-wal")
-    }
+/// A fresh temporary directory, removed on drop.
+fn temp_dir() -> TempDir {
+    TempDir::with_prefix("midge-persist")
 }
 
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+/// The store files in `dir`.
+fn db(dir: &TempDir) -> PathBuf {
+    dir.join("midge.db")
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind 127.0.0.1:0")
-        .local_addr()
-        .expect("local addr")
-        .port()
+fn wal(dir: &TempDir) -> PathBuf {
+    dir.join("midge.db-wal")
 }
 
 /// The configuration of a broker with persistence in `dir` (on a new free port).
 fn write_config(dir: &TempDir, extra: &str) -> (PathBuf, u16) {
     let port = free_port();
-    let conf = dir.path("midge.conf");
+    let conf = dir.join("midge.conf");
     std::fs::write(
         &conf,
         format!(
@@ -92,7 +67,7 @@ fn write_config(dir: &TempDir, extra: &str) -> (PathBuf, u16) {
     (conf, port)
 }
 
-fn spawn(conf: &Path) -> (Child, Arc<Mutex<Vec<String>>>) {
+fn spawn(conf: &Path) -> (Child, broker::Log) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_midge"))
         .arg("-c")
         .arg(conf)
@@ -100,22 +75,14 @@ fn spawn(conf: &Path) -> (Child, Arc<Mutex<Vec<String>>>) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start midge");
-    let stderr = child.stderr.take().expect("stderr");
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let sink = Arc::clone(&log);
-    thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { return };
-            sink.lock().unwrap().push(line);
-        }
-    });
+    let log = broker::stderr_log(&mut child);
     (child, log)
 }
 
 /// A running broker; SIGKILLed on drop.
 struct Midge {
     child: Child,
-    log: Arc<Mutex<Vec<String>>>,
+    log: broker::Log,
     port: u16,
 }
 
@@ -132,25 +99,19 @@ impl Midge {
         let (conf, port) = write_config(dir, extra);
         let (child, log) = spawn(&conf);
         let mut m = Midge { child, log, port };
-        let ready = format!("listen socket on port {port}");
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while !m.log_text().contains(&ready) {
-            if let Ok(Some(status)) = m.child.try_wait() {
-                thread::sleep(Duration::from_millis(100));
-                panic!("midge exited ({status}):\n{}", m.log_text());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "midge not ready:\n{}",
-                m.log_text()
-            );
-            thread::sleep(Duration::from_millis(20));
-        }
+        broker::wait_listening(
+            &mut m.child,
+            &m.log,
+            port,
+            Duration::from_secs(15),
+            "midge exited",
+            "midge not ready",
+        );
         m
     }
 
     fn log_text(&self) -> String {
-        self.log.lock().unwrap().join("\n")
+        broker::log_text(&self.log)
     }
 
     /// `kill -9`.
@@ -593,7 +554,7 @@ fn publish_numbered(port: u16, id: &str, topic: &str, qos: QoS, range: std::ops:
 /// SIGKILL and restarted on the same store; each subscriber gets every message, QoS 2
 /// exactly once, in order.
 fn crash_with_offline_subscribers(extra: &str, n: u32) {
-    let dir = TempDir::new();
+    let dir = temp_dir();
     let m = Midge::start(&dir, extra);
     let subs = [
         ("sub-v3", ConnectOpts::v3_persistent as fn() -> ConnectOpts),
@@ -659,7 +620,7 @@ fn kill9_with_fsync_offline_persistent_subscribers_get_every_acknowledged_messag
 /// packet ids awaiting PUBREL are the client's to drop), in order.
 fn crash_mid_stream(version: ProtocolVersion) {
     const N: u32 = 200;
-    let dir = TempDir::new();
+    let dir = temp_dir();
     let m = Midge::start(&dir, "");
     let opts = move || match version {
         ProtocolVersion::V5 => ConnectOpts::v5_persistent(300),
@@ -765,7 +726,7 @@ fn kill9_mid_stream_v5_subscriber_gets_the_rest() {
 #[test]
 fn kill9_between_pubrec_and_pubrel_keeps_qos2_exactly_once() {
     const N: u16 = 20;
-    let dir = TempDir::new();
+    let dir = temp_dir();
     let m = Midge::start(&dir, "");
     let (mut s, _) = Client::connect(m.port, "q2-sub", ConnectOpts::v5_persistent(300));
     s.subscribe(&[("q2/t", QoS::ExactlyOnce)]);
@@ -838,7 +799,7 @@ fn kill9_between_pubrec_and_pubrel_keeps_qos2_exactly_once() {
 #[test]
 fn kill9_mosquitto_sub_persistent_clients_get_every_message() {
     const N: u32 = 100;
-    let dir = TempDir::new();
+    let dir = temp_dir();
     let m = Midge::start(&dir, "");
     let clients: [(&str, &[&str]); 2] = [
         ("msub-v3", &["-V", "311"]),
@@ -849,7 +810,7 @@ fn kill9_mosquitto_sub_persistent_clients_get_every_message() {
         cmd.args(["-h", "127.0.0.1", "-p", &m.port.to_string(), "-c", "-i", id])
             .args(extra)
             .args(["-q", "1", "-t", "msub/q1", "-q", "2", "-t", "msub/q2", "-E"]);
-        let out = tool_output(cmd);
+        let out = tool_output_within(cmd, Duration::from_secs(15));
         assert!(out.status.success(), "{id}: {out:?}");
     }
     publish_numbered(m.port, "msub-pub1", "msub/q1", QoS::AtLeastOnce, 0..N);
@@ -872,7 +833,7 @@ fn kill9_mosquitto_sub_persistent_clients_get_every_message() {
                 "-W",
                 "8",
             ]);
-        let out = tool_output(cmd);
+        let out = tool_output_within(cmd, Duration::from_secs(15));
         let text = String::from_utf8_lossy(&out.stdout);
         let mut per_topic: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
         for line in text.lines() {
@@ -885,24 +846,6 @@ fn kill9_mosquitto_sub_persistent_clients_get_every_message() {
         assert!(out.status.success(), "{id}: {out:?}");
     }
     m.stop();
-}
-
-/// Runs `cmd` with its output captured, killed after 15 s.
-fn tool_output(mut cmd: Command) -> std::process::Output {
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("mosquitto_sub (apt-get install mosquitto-clients)");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            break;
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -933,7 +876,7 @@ fn retained_snapshot(port: u16) -> BTreeMap<String, Vec<u8>> {
 
 #[test]
 fn retained_messages_survive_kill9_and_a_clean_stop() {
-    let dir = TempDir::new();
+    let dir = temp_dir();
     let m = Midge::start(&dir, "");
     let (mut p, _) = Client::connect(m.port, "retainer", ConnectOpts::clean(V5));
     let mut want = BTreeMap::new();
@@ -985,7 +928,7 @@ fn retained_messages_survive_kill9_and_a_clean_stop() {
 
 #[test]
 fn clean_restart_keeps_persistent_sessions_not_clean_ones() {
-    let dir = TempDir::new();
+    let dir = temp_dir();
     let m = Midge::start(&dir, "");
     // Offline persistent sessions with queued messages.
     for (id, opts) in [
@@ -1072,7 +1015,7 @@ fn clean_restart_keeps_persistent_sessions_not_clean_ones() {
 
 #[test]
 fn delayed_will_is_published_once_after_a_kill9_restart() {
-    let dir = TempDir::new();
+    let dir = temp_dir();
     let m = Midge::start(&dir, "");
     let (c, _) = Client::connect(
         m.port,
@@ -1136,7 +1079,7 @@ fn delayed_will_is_published_once_after_a_kill9_restart() {
 
 #[test]
 fn session_expiry_counts_the_time_the_broker_was_down() {
-    let dir = TempDir::new();
+    let dir = temp_dir();
     let m = Midge::start(&dir, "");
     for (id, expiry) in [("short", 3), ("long", 600)] {
         let (mut c, _) = Client::connect(m.port, id, ConnectOpts::v5_persistent(expiry));
@@ -1220,7 +1163,7 @@ fn check_after_cut(dir: &TempDir, what: &str) -> &'static str {
     match try_start(dir, "") {
         Start::Failed { log, .. } => {
             assert!(
-                log.contains(&dir.db().display().to_string()),
+                log.contains(&db(dir).display().to_string()),
                 "{what}: the error does not name the file:\n{log}"
             );
             "refused"
@@ -1248,9 +1191,9 @@ fn check_after_cut(dir: &TempDir, what: &str) -> &'static str {
 
 #[test]
 fn torn_wal_after_kill9_recovers_or_is_refused() {
-    let pristine = TempDir::new();
+    let pristine = temp_dir();
     populated_store(&pristine, Midge::kill9);
-    let wal_len = std::fs::metadata(pristine.wal())
+    let wal_len = std::fs::metadata(wal(&pristine))
         .expect("a WAL after kill -9")
         .len();
     assert!(wal_len > 32 * 1024, "WAL of {wal_len} bytes");
@@ -1266,9 +1209,9 @@ fn torn_wal_after_kill9_recovers_or_is_refused() {
         31,
         0,
     ] {
-        let dir = TempDir::new();
+        let dir = temp_dir();
         copy_dir(&pristine, &dir);
-        truncate(&dir.wal(), cut);
+        truncate(&wal(&dir), cut);
         outcomes.push((cut, check_after_cut(&dir, &format!("WAL cut at {cut}"))));
     }
     eprintln!("WAL of {wal_len} bytes cut at: {outcomes:?}");
@@ -1276,13 +1219,13 @@ fn torn_wal_after_kill9_recovers_or_is_refused() {
 
 #[test]
 fn torn_database_file_recovers_or_is_refused() {
-    let pristine = TempDir::new();
+    let pristine = temp_dir();
     populated_store(&pristine, Midge::stop);
     assert!(
-        std::fs::metadata(pristine.wal()).map_or(true, |m| m.len() == 0),
+        std::fs::metadata(wal(&pristine)).map_or(true, |m| m.len() == 0),
         "WAL left after a clean stop"
     );
-    let db_len = std::fs::metadata(pristine.db()).unwrap().len();
+    let db_len = std::fs::metadata(db(&pristine)).unwrap().len();
     let mut outcomes = Vec::new();
     for cut in [
         db_len - 1,
@@ -1294,9 +1237,9 @@ fn torn_database_file_recovers_or_is_refused() {
         100,
         1,
     ] {
-        let dir = TempDir::new();
+        let dir = temp_dir();
         copy_dir(&pristine, &dir);
-        truncate(&dir.db(), cut);
+        truncate(&db(&dir), cut);
         let outcome = check_after_cut(&dir, &format!("database cut at {cut}"));
         // Every cut loses pages the file's header counts: never silently accepted.
         assert_eq!(
@@ -1310,14 +1253,14 @@ fn torn_database_file_recovers_or_is_refused() {
 
 #[test]
 fn torn_database_file_with_a_wal_after_kill9_recovers_or_is_refused() {
-    let pristine = TempDir::new();
+    let pristine = temp_dir();
     populated_store(&pristine, Midge::kill9);
-    let db_len = std::fs::metadata(pristine.db()).unwrap().len();
+    let db_len = std::fs::metadata(db(&pristine)).unwrap().len();
     let mut outcomes = Vec::new();
     for cut in [db_len - 1, db_len / 2, 4096, 100] {
-        let dir = TempDir::new();
+        let dir = temp_dir();
         copy_dir(&pristine, &dir);
-        truncate(&dir.db(), cut);
+        truncate(&db(&dir), cut);
         outcomes.push((
             cut,
             check_after_cut(&dir, &format!("database cut at {cut}")),
@@ -1340,36 +1283,36 @@ fn mode(path: &Path) -> u32 {
 
 #[test]
 fn store_files_are_mode_0600() {
-    let dir = TempDir::new();
+    let dir = temp_dir();
     let m = Midge::start(&dir, "");
     let (mut c, _) = Client::connect(m.port, "modes", ConnectOpts::v3_persistent());
     c.subscribe(&[("modes/t", QoS::AtLeastOnce)]);
     c.disconnect();
-    assert_eq!(mode(&dir.db()), 0o600);
-    assert_eq!(mode(&dir.wal()), 0o600);
-    assert!(!dir.path("midge.db-shm").exists(), "a -shm file");
+    assert_eq!(mode(&db(&dir)), 0o600);
+    assert_eq!(mode(&wal(&dir)), 0o600);
+    assert!(!dir.join("midge.db-shm").exists(), "a -shm file");
     m.kill9();
     // Widened by someone else: narrowed again at start.
-    std::fs::set_permissions(dir.db(), std::fs::Permissions::from_mode(0o644)).unwrap();
-    std::fs::set_permissions(dir.wal(), std::fs::Permissions::from_mode(0o666)).unwrap();
+    std::fs::set_permissions(db(&dir), std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(wal(&dir), std::fs::Permissions::from_mode(0o666)).unwrap();
     let m = Midge::start(&dir, "");
-    assert_eq!(mode(&dir.db()), 0o600);
-    assert_eq!(mode(&dir.wal()), 0o600);
+    assert_eq!(mode(&db(&dir)), 0o600);
+    assert_eq!(mode(&wal(&dir)), 0o600);
     m.stop();
-    assert_eq!(mode(&dir.db()), 0o600);
+    assert_eq!(mode(&db(&dir)), 0o600);
 }
 
 #[test]
 fn a_store_of_a_newer_format_is_refused() {
-    let dir = TempDir::new();
+    let dir = temp_dir();
     let m = Midge::start(&dir, "");
     m.stop();
     {
-        let conn = rusqlite::Connection::open(dir.db()).unwrap();
+        let conn = rusqlite::Connection::open(db(&dir)).unwrap();
         conn.pragma_update(None, "user_version", 99).unwrap();
     }
     let log = start_refused(&dir, "");
-    let path = dir.db().display().to_string();
+    let path = db(&dir).display().to_string();
     assert!(
         log.contains(&path) && log.contains("newer") && log.contains("99"),
         "{log}"
@@ -1378,8 +1321,8 @@ fn a_store_of_a_newer_format_is_refused() {
 
 #[test]
 fn foreign_files_are_refused() {
-    let dir = TempDir::new();
-    let path = dir.db();
+    let dir = temp_dir();
+    let path = db(&dir);
     // Random bytes.
     let mut junk = vec![0u8; 8192];
     let mut x: u32 = 0x1234_5678;
@@ -1400,7 +1343,7 @@ fn foreign_files_are_refused() {
     ];
     mosq.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 6]);
     mosq.extend(junk.iter().take(2000));
-    let mpath = dir.path("mosquitto.db");
+    let mpath = dir.join("mosquitto.db");
     std::fs::write(&mpath, &mosq).unwrap();
     let log = start_refused(&dir, "persistence_file mosquitto.db\n");
     assert!(log.contains(&mpath.display().to_string()), "{log}");
@@ -1437,9 +1380,9 @@ fn a_real_mosquitto_db_is_refused() {
         return;
     };
     let _ = status;
-    let dir = TempDir::new();
+    let dir = temp_dir();
     let port = free_port();
-    let conf = dir.path("mosquitto.conf");
+    let conf = dir.join("mosquitto.conf");
     std::fs::write(
         &conf,
         format!(
@@ -1468,7 +1411,7 @@ fn a_real_mosquitto_db_is_refused() {
     // SAFETY: kill(2) on our own child.
     unsafe { libc::kill(mosq.id() as libc::pid_t, libc::SIGTERM) };
     assert!(wait_bounded(&mut mosq, Duration::from_secs(10)).is_some());
-    let mpath = dir.path("mosquitto.db");
+    let mpath = dir.join("mosquitto.db");
     let before = std::fs::read(&mpath).expect("mosquitto.db written");
     let log = start_refused(&dir, "persistence_file mosquitto.db\n");
     assert!(log.contains(&mpath.display().to_string()), "{log}");
@@ -1481,11 +1424,11 @@ fn a_real_mosquitto_db_is_refused() {
 
 #[test]
 fn a_second_broker_on_the_same_store_is_refused() {
-    let dir = TempDir::new();
+    let dir = temp_dir();
     let first = Midge::start(&dir, "");
     let log = start_refused(&dir, "");
     assert!(
-        log.contains(&dir.db().display().to_string()) && log.contains("in use"),
+        log.contains(&db(&dir).display().to_string()) && log.contains("in use"),
         "{log}"
     );
     // The first one is unharmed.
@@ -1497,10 +1440,10 @@ fn a_second_broker_on_the_same_store_is_refused() {
 
 #[test]
 fn a_missing_persistence_location_is_a_clear_error() {
-    let dir = TempDir::new();
+    let dir = temp_dir();
     let port = free_port();
-    let conf = dir.path("midge.conf");
-    let missing = dir.path("no/such/dir");
+    let conf = dir.join("midge.conf");
+    let missing = dir.join("no/such/dir");
     std::fs::write(
         &conf,
         format!(

@@ -5,9 +5,8 @@
 
 mod common;
 
-use common::{free_port, tool, Midge, TempDir, INSTALL};
+use common::{free_port, line_channel, tool, Midge, TempDir, INSTALL};
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::thread;
@@ -82,16 +81,7 @@ impl Subscriber {
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("mosquitto_sub not found ({e}): {INSTALL}"));
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { return };
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
+        let lines = line_channel(child.stdout.take().unwrap());
         Subscriber { child, lines }
     }
 

@@ -7,14 +7,14 @@
 //! Clients speak raw MQTT over std TCP sockets with bounded reads. Behaviour checked
 //! against Debian's mosquitto 2.0.11 where it matters (see each test).
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
+
+mod common;
+
+use common::raw::{assert_silence, frame, hex, str16, Ended, Wire};
+use common::{broker, free_port, TempDir};
 
 const WAIT: Duration = Duration::from_secs(5);
 const QUIET: Duration = Duration::from_millis(400);
@@ -30,53 +30,15 @@ const CAROL: &str = "carol:$7$1000$AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gI
 // Temp dirs and the broker process
 // ---------------------------------------------------------------------------------------
 
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "midge-reload-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).expect("create temp dir");
-        TempDir(path)
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.0.join(name).display().to_string()
-    }
-
-    fn write(&self, name: &str, text: &str) -> String {
-        let path = self.path(name);
-        // Replace, as editors and mosquitto_passwd do (write then rename).
-        let tmp = self.path(&format!(".{name}.tmp"));
-        std::fs::write(&tmp, text).expect("write fixture");
-        std::fs::rename(&tmp, &path).expect("rename fixture");
-        path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind 127.0.0.1:0")
-        .local_addr()
-        .expect("local addr")
-        .port()
+/// A fresh temporary directory, removed on drop.
+fn temp_dir() -> TempDir {
+    TempDir::with_prefix("midge-reload")
 }
 
 /// A running `midge -c <dir>/midge.conf`, its stderr collected; killed on drop.
 struct Midge {
     child: Child,
-    log: Arc<Mutex<Vec<String>>>,
+    log: broker::Log,
     port: u16,
 }
 
@@ -95,7 +57,7 @@ impl Midge {
 
     fn start_args(dir: &TempDir, config: &str, extra: &[&str]) -> Midge {
         let port = free_port();
-        dir.write(
+        dir.replace(
             "midge.conf",
             &format!("listener {port} 127.0.0.1\n{config}"),
         );
@@ -107,43 +69,29 @@ impl Midge {
             .stderr(Stdio::piped())
             .spawn()
             .expect("start midge");
-        let stderr = child.stderr.take().expect("stderr");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&log);
-        thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { return };
-                sink.lock().unwrap().push(line);
-            }
-        });
+        let log = broker::stderr_log(&mut child);
         let mut m = Midge { child, log, port };
-        let ready = format!("listen socket on port {port}");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !m.log_text().contains(&ready) {
-            if let Ok(Some(status)) = m.child.try_wait() {
-                thread::sleep(Duration::from_millis(100));
-                panic!("midge exited at start-up ({status}):\n{}", m.log_text());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "midge did not listen within 10 s:\n{}",
-                m.log_text()
-            );
-            thread::sleep(Duration::from_millis(20));
-        }
+        broker::wait_listening(
+            &mut m.child,
+            &m.log,
+            port,
+            Duration::from_secs(10),
+            "midge exited at start-up",
+            "midge did not listen within 10 s",
+        );
         m
     }
 
     /// Rewrites the configuration, keeping the listener line.
     fn rewrite_config(&self, dir: &TempDir, config: &str) {
-        dir.write(
+        dir.replace(
             "midge.conf",
             &format!("listener {} 127.0.0.1\n{config}", self.port),
         );
     }
 
     fn log_text(&self) -> String {
-        self.log.lock().unwrap().join("\n")
+        broker::log_text(&self.log)
     }
 
     fn log_len(&self) -> usize {
@@ -198,41 +146,6 @@ impl Midge {
 // ---------------------------------------------------------------------------------------
 // A raw MQTT client over std TCP
 // ---------------------------------------------------------------------------------------
-
-fn str16(s: &[u8]) -> Vec<u8> {
-    let mut out = (s.len() as u16).to_be_bytes().to_vec();
-    out.extend_from_slice(s);
-    out
-}
-
-fn varint(mut n: usize) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let mut b = (n % 128) as u8;
-        n /= 128;
-        if n > 0 {
-            b |= 0x80;
-        }
-        out.push(b);
-        if n == 0 {
-            return out;
-        }
-    }
-}
-
-fn frame(first: u8, body: &[u8]) -> Vec<u8> {
-    let mut out = vec![first];
-    out.extend(varint(body.len()));
-    out.extend_from_slice(body);
-    out
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter()
-        .map(|x| format!("{x:02x}"))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum V {
@@ -305,15 +218,8 @@ impl<'a> Login<'a> {
     }
 }
 
-#[derive(Debug)]
-enum Ended {
-    Timeout,
-    Closed,
-}
-
 struct Client {
-    s: TcpStream,
-    buf: Vec<u8>,
+    w: Wire,
     v: V,
     next_id: u16,
 }
@@ -321,11 +227,8 @@ struct Client {
 impl Client {
     /// Sends CONNECT; returns the client and the CONNACK bytes.
     fn connect(port: u16, login: Login<'_>) -> (Client, Vec<u8>) {
-        let s = TcpStream::connect(("127.0.0.1", port)).expect("TCP connect");
-        s.set_nodelay(true).unwrap();
         let mut c = Client {
-            s,
-            buf: Vec::new(),
+            w: Wire::open(port),
             v: login.v,
             next_id: 0,
         };
@@ -360,57 +263,15 @@ impl Client {
     }
 
     fn send(&mut self, b: &[u8]) {
-        let _ = self.s.write_all(b);
+        self.w.send(b);
     }
 
     fn recv_within(&mut self, within: Duration) -> Result<Vec<u8>, Ended> {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(p) = self.take() {
-                return Ok(p);
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(Ended::Timeout);
-            }
-            self.s.set_read_timeout(Some(left)).unwrap();
-            let mut chunk = [0u8; 4096];
-            match self.s.read(&mut chunk) {
-                Ok(0) => return Err(Ended::Closed),
-                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-                Err(e)
-                    if e.kind() == std::io::ErrorKind::WouldBlock
-                        || e.kind() == std::io::ErrorKind::TimedOut =>
-                {
-                    return Err(Ended::Timeout)
-                }
-                Err(_) => return Err(Ended::Closed),
-            }
-        }
+        self.w.recv_within(within)
     }
 
     fn recv(&mut self) -> Result<Vec<u8>, Ended> {
         self.recv_within(WAIT)
-    }
-
-    fn take(&mut self) -> Option<Vec<u8>> {
-        let mut len = 0usize;
-        let mut shift = 0;
-        let mut i = 1;
-        loop {
-            let b = *self.buf.get(i)?;
-            len |= usize::from(b & 0x7f) << shift;
-            i += 1;
-            if b & 0x80 == 0 {
-                break;
-            }
-            shift += 7;
-        }
-        if self.buf.len() < i + len {
-            return None;
-        }
-        let rest = self.buf.split_off(i + len);
-        Some(std::mem::replace(&mut self.buf, rest))
     }
 
     fn expect_closed(&mut self) {
@@ -544,11 +405,7 @@ impl Client {
 
     /// Nothing arrives within `QUIET` and the connection stays open.
     fn expect_silence(&mut self) {
-        match self.recv_within(QUIET) {
-            Err(Ended::Timeout) => {}
-            Err(Ended::Closed) => panic!("connection closed while expecting silence"),
-            Ok(p) => panic!("expected nothing, got {}", hex(&p)),
-        }
+        assert_silence(self.recv_within(QUIET));
     }
 
     fn disconnect(mut self) {
@@ -582,8 +439,8 @@ fn eventually_ok(port: u16, make: impl Fn() -> Login<'static>) -> Client {
 // whose credentials no longer verify after a reload; Midge keeps them.
 #[test]
 fn password_file_reload_adds_and_removes_users() {
-    let dir = TempDir::new();
-    let pw = dir.write("passwd", &format!("{ALICE}\n{CAROL}\n"));
+    let dir = temp_dir();
+    let pw = dir.replace("passwd", &format!("{ALICE}\n{CAROL}\n"));
     let mut m = Midge::start(
         &dir,
         &format!("allow_anonymous false\npassword_file {pw}\n"),
@@ -594,7 +451,7 @@ fn password_file_reload_adds_and_removes_users() {
     let mut carol = Client::ok(port, Login::new(V::V5, "carol").user("carol", "pbkdfpw"));
     Client::refused(port, Login::new(V::V311, "bob0").user("bob", "hunter2"));
 
-    dir.write("passwd", &format!("{BOB}\n{CAROL}\n"));
+    dir.replace("passwd", &format!("{BOB}\n{CAROL}\n"));
     m.hup();
 
     let bob = eventually_ok(port, || Login::new(V::V311, "bob1").user("bob", "hunter2"));
@@ -635,8 +492,8 @@ topic read x/#
 ";
 
 fn acl_broker(dir: &TempDir, acl: &str) -> Midge {
-    let pw = dir.write("passwd", &format!("{BOB}\n{CAROL}\n"));
-    let acl = dir.write("acl", acl);
+    let pw = dir.replace("passwd", &format!("{BOB}\n{CAROL}\n"));
+    let acl = dir.replace("acl", acl);
     Midge::start(
         dir,
         &format!("allow_anonymous false\npassword_file {pw}\nacl_file {acl}\n"),
@@ -647,7 +504,7 @@ fn acl_broker(dir: &TempDir, acl: &str) -> Midge {
 // reload and to publishing — and nobody is disconnected.
 #[test]
 fn acl_reload_applies_to_connected_clients() {
-    let dir = TempDir::new();
+    let dir = temp_dir();
     let mut m = acl_broker(&dir, ACL_BEFORE);
     let port = m.port;
     for v in [V::V311, V::V5] {
@@ -659,7 +516,7 @@ fn acl_reload_applies_to_connected_clients() {
         bob.publish_denied("x/1", b"not yet");
         carol.expect_silence();
 
-        dir.write("acl", ACL_AFTER);
+        dir.replace("acl", ACL_AFTER);
         m.hup();
 
         bob.publish_ok("r/2", b"carol may no longer read r/");
@@ -671,7 +528,7 @@ fn acl_reload_applies_to_connected_clients() {
         carol.disconnect();
         bob.disconnect();
         // Back to the first rules for the next round.
-        dir.write("acl", ACL_BEFORE);
+        dir.replace("acl", ACL_BEFORE);
         m.hup();
     }
 }
@@ -681,7 +538,7 @@ fn acl_reload_applies_to_connected_clients() {
 // is dropped; the x/ message she may still read is delivered (Mosquitto 2.0.11: the same).
 #[test]
 fn queued_messages_rechecked_after_acl_reload() {
-    let dir = TempDir::new();
+    let dir = temp_dir();
     let both = "user bob\ntopic readwrite r/#\ntopic readwrite x/#\nuser carol\ntopic read r/#\ntopic read x/#\n";
     let mut m = acl_broker(&dir, both);
     let port = m.port;
@@ -699,7 +556,7 @@ fn queued_messages_rechecked_after_acl_reload() {
         bob.publish_ok("r/queued", b"revoked before delivery");
         bob.publish_ok("x/queued", b"still allowed");
 
-        dir.write("acl", ACL_AFTER);
+        dir.replace("acl", ACL_AFTER);
         m.hup();
 
         let (mut carol, ack) = Client::connect(
@@ -713,7 +570,7 @@ fn queued_messages_rechecked_after_acl_reload() {
         carol.expect_silence();
         carol.disconnect();
         bob.disconnect();
-        dir.write("acl", both);
+        dir.replace("acl", both);
         m.hup();
     }
 }
@@ -726,12 +583,12 @@ fn queued_messages_rechecked_after_acl_reload() {
 // connected and new clients), the broker keeps running and logs `file:line:`.
 #[test]
 fn broken_acl_file_keeps_the_previous_acl() {
-    let dir = TempDir::new();
+    let dir = temp_dir();
     let mut m = acl_broker(&dir, ACL_BEFORE);
     let port = m.port;
     let mut carol = Client::ok(port, Login::new(V::V5, "carol").user("carol", "pbkdfpw"));
     carol.subscribe("#");
-    let acl = dir.write(
+    let acl = dir.replace(
         "acl",
         "user bob\ntopic readwrite x/#\nthis is not an acl line\nuser carol\ntopic read x/#\n",
     );
@@ -752,7 +609,7 @@ fn broken_acl_file_keeps_the_previous_acl() {
 // the previous ACL stays and the error is logged with the file name.
 #[test]
 fn missing_acl_file_keeps_the_previous_acl() {
-    let dir = TempDir::new();
+    let dir = temp_dir();
     let mut m = acl_broker(&dir, ACL_BEFORE);
     let port = m.port;
     let acl = dir.path("acl");
@@ -772,15 +629,15 @@ fn missing_acl_file_keeps_the_previous_acl() {
 // are not loaded, the broker keeps running and logs `file:line:`.
 #[test]
 fn broken_password_file_keeps_the_previous_users() {
-    let dir = TempDir::new();
-    let pw = dir.write("passwd", &format!("{ALICE}\n"));
+    let dir = temp_dir();
+    let pw = dir.replace("passwd", &format!("{ALICE}\n"));
     let mut m = Midge::start(
         &dir,
         &format!("allow_anonymous false\npassword_file {pw}\n"),
     );
     let port = m.port;
     let alice = Client::ok(port, Login::new(V::V311, "a1").user("alice", "s3cret"));
-    dir.write("passwd", &format!("{BOB}\nmallory:$7$not-a-hash\n"));
+    dir.replace("passwd", &format!("{BOB}\nmallory:$7$not-a-hash\n"));
     let before = m.hup();
     assert!(
         m.wait_log(before, &format!("{pw}:2:")),
@@ -800,8 +657,8 @@ fn broken_password_file_keeps_the_previous_users() {
 // refused (CVE-2017-7652: a failed reload must not reset security to "allow everyone").
 #[test]
 fn missing_password_file_keeps_the_previous_users() {
-    let dir = TempDir::new();
-    let pw = dir.write("passwd", &format!("{ALICE}\n"));
+    let dir = temp_dir();
+    let pw = dir.replace("passwd", &format!("{ALICE}\n"));
     let mut m = Midge::start(
         &dir,
         &format!("allow_anonymous false\npassword_file {pw}\n"),
@@ -823,8 +680,8 @@ fn missing_password_file_keeps_the_previous_users() {
 // allowed anonymous clients), the broker keeps running and logs `file:line:`.
 #[test]
 fn broken_config_keeps_the_previous_settings() {
-    let dir = TempDir::new();
-    let pw = dir.write("passwd", &format!("{ALICE}\n"));
+    let dir = temp_dir();
+    let pw = dir.replace("passwd", &format!("{ALICE}\n"));
     let mut m = Midge::start(
         &dir,
         &format!("allow_anonymous false\npassword_file {pw}\n"),
@@ -850,8 +707,8 @@ fn broken_config_keeps_the_previous_settings() {
 // clients in after SIGHUP (Mosquitto reloads it), and back.
 #[test]
 fn allow_anonymous_is_reloaded() {
-    let dir = TempDir::new();
-    let pw = dir.write("passwd", &format!("{ALICE}\n"));
+    let dir = temp_dir();
+    let pw = dir.replace("passwd", &format!("{ALICE}\n"));
     let mut m = Midge::start(
         &dir,
         &format!("allow_anonymous false\npassword_file {pw}\n"),
@@ -879,8 +736,8 @@ fn allow_anonymous_is_reloaded() {
 // address — and the password appears nowhere in the log, even with -v (debug).
 #[test]
 fn refused_connection_logged_once_without_the_password() {
-    let dir = TempDir::new();
-    let pw = dir.write("passwd", &format!("{ALICE}\n"));
+    let dir = temp_dir();
+    let pw = dir.replace("passwd", &format!("{ALICE}\n"));
     let m = Midge::start_args(
         &dir,
         &format!("allow_anonymous false\npassword_file {pw}\n"),
@@ -922,7 +779,7 @@ fn refused_connection_logged_once_without_the_password() {
 // An ACL denial (publish, will) is logged once, with client id, username and remote address.
 #[test]
 fn acl_denial_logged_once_with_id_username_and_address() {
-    let dir = TempDir::new();
+    let dir = temp_dir();
     let m = acl_broker(&dir, ACL_BEFORE);
     let port = m.port;
     let mut bob = Client::ok(port, Login::new(V::V5, "bob-logged").user("bob", "hunter2"));

@@ -12,16 +12,16 @@
 //! These tests never skip: without the Mosquitto tools they fail and say how to install
 //! them.
 
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-const INSTALL: &str = "install mosquitto-clients (apt-get install mosquitto-clients)";
+mod common;
+
+use common::{free_port, line_channel, Midge, TempDir, INSTALL};
+
 const INSTALL_PASSWD: &str = "install mosquitto (apt-get install mosquitto) for mosquitto_passwd";
 /// How long a client process may run.
 const CLIENT_LIMIT: Duration = Duration::from_secs(15);
@@ -32,132 +32,22 @@ const WAIT: Duration = Duration::from_secs(5);
 // Temp dirs, ports, the broker process
 // ---------------------------------------------------------------------------------------
 
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "midge-seed-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).expect("create temp dir");
-        TempDir(path)
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.0.join(name).display().to_string()
-    }
-
-    fn write(&self, name: &str, text: &str) -> String {
-        let path = self.path(name);
-        if let Some(parent) = Path::new(&path).parent() {
-            std::fs::create_dir_all(parent).expect("create parent");
-        }
-        std::fs::write(&path, text).expect("write fixture");
-        path
-    }
+/// A fresh temporary directory, removed on drop.
+fn temp_dir() -> TempDir {
+    TempDir::with_prefix("midge-seed")
 }
 
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind 127.0.0.1:0")
-        .local_addr()
-        .expect("local addr")
-        .port()
-}
-
-/// A running `midge`, its stderr collected line by line; killed on drop.
-struct Midge {
-    child: Child,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Drop for Midge {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Midge {
-    /// Starts `midge args` in `dir` and waits (at most 10 s) until it listens on `port` —
-    /// by its log, so that no probe connection counts against a per-address limit.
-    fn start(dir: &TempDir, args: &[&str], port: u16) -> Midge {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_midge"))
-            .args(args)
-            .current_dir(&dir.0)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start midge");
-        let stderr = child.stderr.take().expect("stderr");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&log);
-        thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { return };
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let m = Midge { child, log };
-        let ready = format!("listen socket on port {port}");
-        Midge::wait_ready(m, &ready, Instant::now() + Duration::from_secs(10))
-    }
-
-    fn wait_ready(mut m: Midge, ready: &str, deadline: Instant) -> Midge {
-        loop {
-            if m.log_text().contains(ready) {
-                return m;
-            }
-            if let Ok(Some(status)) = m.child.try_wait() {
-                thread::sleep(Duration::from_millis(100));
-                panic!("midge exited at start-up ({status}):\n{}", m.log_text());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "midge did not start listening in time:\n{}",
-                m.log_text()
-            );
-            thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn log_text(&self) -> String {
-        self.log.lock().unwrap().join("\n")
-    }
-
-    /// SIGHUP (reload), then waits until the broker logs that it reloaded.
-    fn hup(&self) {
-        let before = self.log.lock().unwrap().len();
-        let status = Command::new("kill")
-            .arg("-HUP")
-            .arg(self.child.id().to_string())
-            .status()
-            .expect("run kill");
-        assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            let log = self.log.lock().unwrap();
-            if log[before..].iter().any(|l| l.contains("Reloading")) {
-                drop(log);
-                // The reload itself follows the log line on the same task.
-                thread::sleep(Duration::from_millis(200));
-                return;
-            }
-            drop(log);
-            thread::sleep(Duration::from_millis(20));
-        }
-        panic!("no reload logged after SIGHUP:\n{}", self.log_text());
-    }
+/// Starts `midge args` in `dir` and waits (at most 10 s) until it listens on `port` — by
+/// its log, so that no probe connection counts against a per-address limit.
+fn start_midge(dir: &TempDir, args: &[&str], port: u16) -> Midge {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_midge"));
+    cmd.args(args).current_dir(&dir.0);
+    Midge::spawn(
+        cmd,
+        port,
+        "midge exited at start-up",
+        "midge did not start listening in time",
+    )
 }
 
 /// Runs `midge args` in `dir`, which must stop by itself (at most 10 s); returns its stderr.
@@ -340,16 +230,7 @@ impl Sub {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start mosquitto_sub ({e}): {INSTALL}"));
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, lines) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { return };
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
+        let lines = line_channel(child.stdout.take().expect("stdout"));
         let mut s = Sub {
             child,
             lines,
@@ -453,7 +334,7 @@ fn require_clients() {
 #[test]
 fn seed_000_lucadentella_authentication() {
     require_clients();
-    let dir = TempDir::new();
+    let dir = temp_dir();
     dir.write(
         "mosquitto.conf",
         "allow_anonymous false\npassword_file pwdfile\n",
@@ -462,7 +343,7 @@ fn seed_000_lucadentella_authentication() {
     mosquitto_passwd(&dir, &["-b", "pwdfile", "sara", "sara-pw"]);
     let port = free_port();
     let ps = port.to_string();
-    let _m = Midge::start(&dir, &["-c", "mosquitto.conf", "-p", &ps], port);
+    let _m = start_midge(&dir, &["-c", "mosquitto.conf", "-p", &ps], port);
 
     let out = mosquitto_pub(port, &["-t", "home/bedroom/temp", "-m", "19"]);
     assert_refused(&out, "anonymous mosquitto_pub");
@@ -518,7 +399,7 @@ topic readwrite open/#
 #[test]
 fn seed_000_lucadentella_authorization() {
     require_clients();
-    let dir = TempDir::new();
+    let dir = temp_dir();
     dir.write(
         "mosquitto.conf",
         "allow_anonymous false\npassword_file pwdfile\nacl_file aclfile\n",
@@ -529,7 +410,7 @@ fn seed_000_lucadentella_authorization() {
     mosquitto_passwd(&dir, &["-b", "pwdfile", "luca", "luca-pw"]);
     let port = free_port();
     let ps = port.to_string();
-    let _m = Midge::start(&dir, &["-c", "mosquitto.conf", "-p", &ps], port);
+    let _m = start_midge(&dir, &["-c", "mosquitto.conf", "-p", &ps], port);
 
     let mut reader = Sub::start(
         port,
@@ -598,13 +479,13 @@ fn seed_000_lucadentella_authorization() {
 #[test]
 fn seed_001_insecure_example() {
     require_clients();
-    let dir = TempDir::new();
+    let dir = temp_dir();
     let port = free_port();
     dir.write(
         "mosquitto.conf",
         &format!("# mosquitto.conf (insecure example)\nlistener {port}\nallow_anonymous true\n"),
     );
-    let _m = Midge::start(&dir, &["-c", "mosquitto.conf"], port);
+    let _m = start_midge(&dir, &["-c", "mosquitto.conf"], port);
     let mut sub = Sub::start(port, &["-t", "some/topic"]);
     pub_ok(port, &["-t", "some/topic", "-m", "hello"]);
     sub.expect("MSG some/topic hello", &["MSG some/topic hello"]);
@@ -615,13 +496,13 @@ fn seed_001_insecure_example() {
 #[test]
 fn seed_001_disallow_anonymous() {
     require_clients();
-    let dir = TempDir::new();
+    let dir = temp_dir();
     let port = free_port();
     dir.write(
         "mosquitto.conf",
         &format!("# mosquitto.conf (after disallowing anonymous)\nlistener {port}\nallow_anonymous false\n"),
     );
-    let _m = Midge::start(&dir, &["-c", "mosquitto.conf"], port);
+    let _m = start_midge(&dir, &["-c", "mosquitto.conf"], port);
     sub_refused(port, &["-t", "some/topic"], "anonymous mosquitto_sub");
     sub_refused(
         port,
@@ -660,7 +541,7 @@ fn seed_001_users(dir: &TempDir) {
 #[test]
 fn seed_001_password_file() {
     require_clients();
-    let dir = TempDir::new();
+    let dir = temp_dir();
     let port = free_port();
     seed_001_users(&dir);
     let pw = dir.path("pwfile.txt");
@@ -668,7 +549,7 @@ fn seed_001_password_file() {
         "mosquitto.conf",
         &format!("listener {port}\nallow_anonymous false\npassword_file {pw}\n"),
     );
-    let _m = Midge::start(&dir, &["-c", "mosquitto.conf"], port);
+    let _m = start_midge(&dir, &["-c", "mosquitto.conf"], port);
     let mut sub = Sub::start(
         port,
         &["-u", "dashboard", "-P", "dashpw", "-t", "some/topic"],
@@ -710,7 +591,7 @@ fn seed_001_password_file() {
 #[test]
 fn seed_001_acl() {
     require_clients();
-    let dir = TempDir::new();
+    let dir = temp_dir();
     let port = free_port();
     seed_001_users(&dir);
     let pw = dir.path("pwfile.txt");
@@ -719,7 +600,7 @@ fn seed_001_acl() {
         "mosquitto.conf",
         &format!("listener {port}\nallow_anonymous false\npassword_file {pw}\nacl_file {acl}\n"),
     );
-    let _m = Midge::start(&dir, &["-c", "mosquitto.conf"], port);
+    let _m = start_midge(&dir, &["-c", "mosquitto.conf"], port);
     let device = ["-u", "device1", "-P", "supersecretpassword", "-q", "1"];
     let dash = ["-u", "dashboard", "-P", "dashpw", "-q", "1"];
     let mut dashboard = Sub::start(port, &[&dash[..], &["-t", "sensors/#"]].concat());
@@ -789,7 +670,7 @@ fn seed_001_acl() {
 fn seed_001_tls_listener() {
     require_clients();
     use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, SanType};
-    let dir = TempDir::new();
+    let dir = temp_dir();
     let port = free_port();
     let ca_key = KeyPair::generate().expect("CA key");
     let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
@@ -821,7 +702,7 @@ fn seed_001_tls_listener() {
              allow_anonymous true\n"
         ),
     );
-    let _midge = Midge::start(&dir, &["-c", "mosquitto.conf"], port);
+    let _midge = start_midge(&dir, &["-c", "mosquitto.conf"], port);
     let mut sub = Sub::start(port, &["--cafile", &ca_crt, "-t", "seed/tls"]);
     pub_ok(
         port,
@@ -860,10 +741,10 @@ fn seed_001_hardened(dir: &TempDir, port: u16) {
 #[test]
 fn seed_001_clientid_prefix() {
     require_clients();
-    let dir = TempDir::new();
+    let dir = temp_dir();
     let port = free_port();
     seed_001_hardened(&dir, port);
-    let _m = Midge::start(&dir, &["-c", "mosquitto.conf"], port);
+    let _m = start_midge(&dir, &["-c", "mosquitto.conf"], port);
     let device = ["-u", "device1", "-P", "supersecretpassword", "-q", "1"];
     let mut dashboard = Sub::start(
         port,
@@ -944,12 +825,12 @@ fn seed_001_clientid_prefix() {
 #[test]
 fn seed_001_payload_and_connection_rate_limits() {
     require_clients();
-    let dir = TempDir::new();
+    let dir = temp_dir();
     let port = free_port();
     seed_001_hardened(&dir, port);
     let at_limit = dir.write("at_limit.bin", &"a".repeat(262_144));
     let over = dir.write("over.bin", &"b".repeat(262_145));
-    let _m = Midge::start(&dir, &["-c", "mosquitto.conf"], port);
+    let _m = start_midge(&dir, &["-c", "mosquitto.conf"], port);
     let mut connections = 0;
 
     let mut dashboard = Sub::start_format(
@@ -1056,7 +937,7 @@ fn pub_v5_too_large(port: u16, args: &[&str]) {
 #[test]
 fn seed_002_username_and_password() {
     require_clients();
-    let dir = TempDir::new();
+    let dir = temp_dir();
     let port = free_port();
     let pw = dir.path("passwords.txt");
     midge_passwd(&dir, &["-c", "-b", "passwords.txt", "steve", "steves-pw"]);
@@ -1065,7 +946,7 @@ fn seed_002_username_and_password() {
         &format!("allow_anonymous false\npassword_file {pw}\n"),
     );
     let ps = port.to_string();
-    let _m = Midge::start(&dir, &["-c", "mosquitto.conf", "-p", &ps], port);
+    let _m = start_midge(&dir, &["-c", "mosquitto.conf", "-p", &ps], port);
     let mut sub = Sub::start(port, &["-u", "steve", "-P", "steves-pw", "-t", "house/#"]);
     pub_ok(
         port,
@@ -1108,7 +989,7 @@ fn seed_002_username_and_password() {
 // the broker must not start — never start without the password file it was given.
 #[test]
 fn seed_002_trailing_remark_is_part_of_the_path() {
-    let dir = TempDir::new();
+    let dir = temp_dir();
     let pw = dir.path("passwords.txt");
     midge_passwd(&dir, &["-c", "-b", "passwords.txt", "steve", "steves-pw"]);
     let port = free_port();
@@ -1129,13 +1010,13 @@ fn seed_002_trailing_remark_is_part_of_the_path() {
 #[test]
 fn seed_002_client_id_prefix() {
     require_clients();
-    let dir = TempDir::new();
+    let dir = temp_dir();
     let port = free_port();
     dir.write(
         "mosquitto.conf",
         &format!("listener {port}\nallow_anonymous true\nclientid_prefixes C1-\n"),
     );
-    let _m = Midge::start(&dir, &["-c", "mosquitto.conf"], port);
+    let _m = start_midge(&dir, &["-c", "mosquitto.conf"], port);
     pub_ok(port, &["-i", "C1-python1", "-t", "t", "-m", "x"]);
     assert_refused(
         &mosquitto_pub(port, &["-i", "python2", "-t", "t", "-m", "x"]),
@@ -1156,7 +1037,7 @@ fn seed_002_client_id_prefix() {
 #[test]
 fn seed_003_per_listener_password_file_and_reload() {
     require_clients();
-    let dir = TempDir::new();
+    let dir = temp_dir();
     let port = free_port();
     let pw = dir.path("password_file");
     mosquitto_passwd(&dir, &["-c", "-b", "password_file", "first", "first-pw"]);
@@ -1164,7 +1045,7 @@ fn seed_003_per_listener_password_file_and_reload() {
         "mosquitto.conf",
         &format!("per_listener_settings true\nlistener {port}\npassword_file {pw}\n"),
     );
-    let m = Midge::start(&dir, &["-c", "mosquitto.conf"], port);
+    let m = start_midge(&dir, &["-c", "mosquitto.conf"], port);
     pub_ok(
         port,
         &["-u", "first", "-P", "first-pw", "-t", "t", "-m", "1"],
@@ -1180,7 +1061,8 @@ fn seed_003_per_listener_password_file_and_reload() {
 
     mosquitto_passwd(&dir, &["-b", "password_file", "second", "second-pw"]);
     mosquitto_passwd(&dir, &["-D", "password_file", "first"]);
-    m.hup();
+    // The reload itself follows the log line on the same task.
+    m.hup_settle(Duration::from_millis(200));
     pub_ok(
         port,
         &["-u", "second", "-P", "second-pw", "-t", "t", "-m", "2"],
@@ -1201,7 +1083,7 @@ fn seed_003_per_listener_password_file_and_reload() {
 #[test]
 fn seed_003_acl_patterns() {
     require_clients();
-    let dir = TempDir::new();
+    let dir = temp_dir();
     let port = free_port();
     let acl = dir.write(
         "acl",
@@ -1214,7 +1096,7 @@ fn seed_003_acl_patterns() {
         "mosquitto.conf",
         &format!("listener {port}\npassword_file {pw}\nacl_file {acl}\n"),
     );
-    let _m = Midge::start(&dir, &["-c", "mosquitto.conf"], port);
+    let _m = start_midge(&dir, &["-c", "mosquitto.conf"], port);
     let u1 = ["-V", "5", "-q", "1", "-u", "u1", "-P", "u1-pw"];
     pub_ok(
         port,
@@ -1309,13 +1191,13 @@ fn seed_003_acl_patterns() {
 #[test]
 fn seed_003_clientid_prefixes() {
     require_clients();
-    let dir = TempDir::new();
+    let dir = temp_dir();
     let port = free_port();
     dir.write(
         "mosquitto.conf",
         &format!("listener {port}\nallow_anonymous true\nclientid_prefixes secure-\n"),
     );
-    let _m = Midge::start(&dir, &["-c", "mosquitto.conf"], port);
+    let _m = start_midge(&dir, &["-c", "mosquitto.conf"], port);
     pub_ok(port, &["-i", "secure-client", "-t", "t", "-m", "x"]);
     assert_refused(
         &mosquitto_pub(port, &["-i", "mqtt", "-t", "t", "-m", "x"]),
@@ -1349,10 +1231,10 @@ fn seed_004_broker(dir: &TempDir, port: u16) {
 #[test]
 fn seed_004_access_control_broker() {
     require_clients();
-    let dir = TempDir::new();
+    let dir = temp_dir();
     let port = free_port();
     seed_004_broker(&dir, port);
-    let _m = Midge::start(&dir, &["-c", "mosquitto.conf"], port);
+    let _m = start_midge(&dir, &["-c", "mosquitto.conf"], port);
     let mut sub = Sub::start_format(
         port,
         &["-u", "forward", "-P", "forward123", "-t", "#"],
@@ -1445,11 +1327,11 @@ impl VerboseSub {
 #[test]
 fn seed_004_bridge_broker() {
     require_clients();
-    let dir = TempDir::new();
+    let dir = temp_dir();
     let port = free_port();
     let remote = free_port();
     seed_004_broker(&dir, remote);
-    let _first = Midge::start(&dir, &["-c", "mosquitto.conf"], remote);
+    let _first = start_midge(&dir, &["-c", "mosquitto.conf"], remote);
     dir.write(
         "mosquitto.conf2",
         &format!(
@@ -1457,7 +1339,7 @@ fn seed_004_bridge_broker() {
              remote_username forward\nremote_password forward123\n\ntopic # out 0\ntopic # in 0\n"
         ),
     );
-    let front = Midge::start(&dir, &["-c", "mosquitto.conf2"], port);
+    let front = start_midge(&dir, &["-c", "mosquitto.conf2"], port);
     let deadline = Instant::now() + Duration::from_secs(10);
     while !front.log_text().contains("Bridge bridge-01 connected") {
         assert!(
@@ -1497,7 +1379,7 @@ fn seed_004_bridge_broker() {
 #[test]
 fn seed_004_anonymous_variant() {
     require_clients();
-    let dir = TempDir::new();
+    let dir = temp_dir();
     let port = free_port();
     let acl = dir.write("acl", "topic readwrite mqtt/#\n");
     dir.write(
@@ -1505,7 +1387,7 @@ fn seed_004_anonymous_variant() {
         &format!("listener {port} 127.0.0.1\nacl_file {acl}\n"),
     );
     {
-        let _m = Midge::start(&dir, &["-c", "mosquitto.conf"], port);
+        let _m = start_midge(&dir, &["-c", "mosquitto.conf"], port);
         sub_refused(
             port,
             &["-t", "mqtt/test"],
@@ -1521,7 +1403,7 @@ fn seed_004_anonymous_variant() {
         "mosquitto.conf",
         &format!("listener {port} 127.0.0.1\nacl_file {acl}\nallow_anonymous true\n"),
     );
-    let _m = Midge::start(&dir, &["-c", "mosquitto.conf"], port);
+    let _m = start_midge(&dir, &["-c", "mosquitto.conf"], port);
     let mut sub = Sub::start(port, &["-t", "#"]);
     pub_silently_dropped(port, &["-q", "1", "-t", "another/test", "-m", "blocked"]);
     pub_ok(port, &["-t", "mqtt/test", "-m", "Hello mqtt"]);

@@ -4,13 +4,14 @@
 
 mod common;
 
+use common::tls::{make_ca, Ca};
 use common::{free_port, tool, Midge, TempDir};
 
 use std::process::{Command, Output};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, CertificateRevocationListParams, DistinguishedName,
-    DnType, IsCa, KeyIdMethod, KeyPair, KeyUsagePurpose, RevokedCertParams, SanType, SerialNumber,
+    CertificateParams, CertificateRevocationListParams, DistinguishedName, DnType, KeyIdMethod,
+    KeyPair, RevokedCertParams, SanType, SerialNumber,
 };
 
 const SUBJECT: &str = "CN=sensor 1,O=Midge Tests,C=GB";
@@ -18,22 +19,6 @@ const SUBJECT: &str = "CN=sensor 1,O=Midge Tests,C=GB";
 // ---------------------------------------------------------------------------------------
 // Certificates
 // ---------------------------------------------------------------------------------------
-
-struct Ca {
-    cert: rcgen::Certificate,
-    key: KeyPair,
-}
-
-fn make_ca(name: &str) -> Ca {
-    let key = KeyPair::generate().unwrap();
-    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.distinguished_name = DistinguishedName::new();
-    p.distinguished_name.push(DnType::CommonName, name);
-    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let cert = p.self_signed(&key).unwrap();
-    Ca { cert, key }
-}
 
 fn leaf(ca: &Ca, serial: u64, dn: &[(DnType, &str)]) -> (String, String) {
     let key = KeyPair::generate().unwrap();
