@@ -631,22 +631,37 @@ fn existing_role<'a>(ds: &DynSec, request: &'a Request) -> Result<&'a str, &'sta
     Ok(role)
 }
 
+/// Adds `name` to a role or group list in priority order; `duplicate` when it is there.
+fn add_member(
+    members: &mut Vec<Member>,
+    name: &str,
+    priority: i32,
+    duplicate: &'static str,
+) -> Result<(), &'static str> {
+    if members.iter().any(|m| m.name == name) {
+        return Err(duplicate);
+    }
+    members.push(Member {
+        name: name.to_string(),
+        priority,
+    });
+    sort_members(members);
+    Ok(())
+}
+
 fn add_client_role(ds: &mut DynSec, request: &Request, fx: &mut Effects) -> Reply {
     get_str(request, "username").ok_or(INVALID_USERNAME)?;
     get_str(request, "rolename").ok_or(INVALID_ROLENAME)?;
     let username = existing_client(ds, request)?;
     let role = existing_role(ds, request)?;
     let priority = priority(request, -1);
-    let client = client_mut(ds, username);
-    if client.roles.iter().any(|r| r.name == role) {
-        // Mosquitto 2.0.11 answers a duplicate with exactly this.
-        return Err(INTERNAL);
-    }
-    client.roles.push(Member {
-        name: role.to_string(),
+    // Mosquitto 2.0.11 answers a duplicate with exactly `Internal error`.
+    add_member(
+        &mut client_mut(ds, username).roles,
+        role,
         priority,
-    });
-    sort_members(&mut client.roles);
+        INTERNAL,
+    )?;
     fx.changed = true;
     fx.kick(username);
     Ok(None)
@@ -817,15 +832,12 @@ fn add_group_client(ds: &mut DynSec, request: &Request, fx: &mut Effects) -> Rep
     let username = existing_client(ds, request)?;
     let group = existing_group(ds, request)?;
     let priority = priority(request, -1);
-    let client = client_mut(ds, username);
-    if client.groups.iter().any(|g| g.name == group) {
-        return Err(ALREADY_IN_GROUP);
-    }
-    client.groups.push(Member {
-        name: group.to_string(),
+    add_member(
+        &mut client_mut(ds, username).groups,
+        group,
         priority,
-    });
-    sort_members(&mut client.groups);
+        ALREADY_IN_GROUP,
+    )?;
     fx.changed = true;
     fx.kick(username);
     Ok(None)
@@ -851,15 +863,12 @@ fn add_group_role(ds: &mut DynSec, request: &Request, fx: &mut Effects) -> Reply
     let name = existing_group(ds, request)?;
     let role = existing_role(ds, request)?;
     let priority = priority(request, -1);
-    let group = group_mut(ds, name);
-    if group.roles.iter().any(|r| r.name == role) {
-        return Err(GROUP_ALREADY_HAS_ROLE);
-    }
-    group.roles.push(Member {
-        name: role.to_string(),
+    add_member(
+        &mut group_mut(ds, name).roles,
+        role,
         priority,
-    });
-    sort_members(&mut group.roles);
+        GROUP_ALREADY_HAS_ROLE,
+    )?;
     let name = name.to_owned();
     fx.kick_group(ds, &name);
     fx.changed = true;
