@@ -373,6 +373,11 @@ impl Broker {
     }
 
     /// Registers a session rebuilt from the store.
+    /// The session of `client_id`, online or not.
+    pub(crate) fn session(&self, client_id: &str) -> Option<Arc<Session>> {
+        self.sessions.lock().get(client_id).cloned()
+    }
+
     pub(crate) fn insert_session(&self, session: Arc<Session>) {
         self.sessions
             .lock()

@@ -83,6 +83,7 @@ pub struct ServerHandle {
     shutdown: watch::Sender<bool>,
     broker: Arc<Broker>,
     listeners: Arc<Vec<Arc<ListenerCtx>>>,
+    bridges: Arc<crate::bridge::BridgeSet>,
 }
 
 /// Kept for callers that only stop the server.
@@ -147,6 +148,7 @@ impl ServerHandle {
                 (None, Ok(None)) => {}
             }
         }
+        errors.extend(self.bridges.reload(config));
         errors
     }
 }
@@ -299,6 +301,17 @@ impl Server {
             broker.restore(snapshot, &contexts);
         }
         let (shutdown, _) = watch::channel(false);
+        // Bridges check `local_username` against the broker-wide security, which every
+        // listener shares unless `per_listener_settings` is on.
+        let bridge_acl = contexts
+            .first()
+            .filter(|_| !config.per_listener_settings)
+            .map(|c| Arc::clone(&c.policy));
+        let bridge_set = Arc::new(crate::bridge::BridgeSet::new(
+            &broker,
+            bridge_acl,
+            shutdown.subscribe(),
+        ));
         let api = Arc::new(ApiState {
             broker: Arc::clone(&broker),
             listeners: bound.iter().map(listener_info).collect(),
@@ -312,6 +325,7 @@ impl Server {
                 shutdown,
                 broker,
                 listeners: Arc::new(contexts),
+                bridges: bridge_set,
             },
         })
     }
@@ -366,7 +380,7 @@ impl Server {
                 }
             }
         }
-        tasks.extend(self.bridges.spawn(&self.broker, &self.handle.shutdown));
+        self.handle.bridges.start(self.bridges);
         tasks.push(tokio::spawn(crate::systree::run(
             Arc::clone(&self.broker),
             self.broker.settings.sys_interval,
@@ -378,7 +392,7 @@ impl Server {
                 break;
             }
         }
-        for t in tasks {
+        for t in tasks.into_iter().chain(self.handle.bridges.take_tasks()) {
             let _ = t.await;
         }
         // Connections see the same signal and close (MQTT 5 clients get DISCONNECT 0x8B);

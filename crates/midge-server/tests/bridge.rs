@@ -8,140 +8,13 @@ mod common;
 
 use std::time::Duration;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::Bytes;
+use common::peer::Peer;
 use common::{start, Raw, QUIET, WAIT};
-use midge_proto::{
-    decode_fixed_header, decode_packet, encode_packet, ConnAck, Packet, ProtocolVersion, PubResp,
-    Publish, QoS, Sender, SubAck,
-};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use midge_proto::{Packet, ProtocolVersion, PubResp, Publish, QoS};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
 use tokio::time::timeout;
-
-/// The remote side of one bridge connection.
-struct Peer {
-    stream: TcpStream,
-    buf: BytesMut,
-    version: ProtocolVersion,
-}
-
-impl Peer {
-    async fn accept(listener: &TcpListener) -> Peer {
-        let (stream, _) = timeout(Duration::from_secs(5), listener.accept())
-            .await
-            .expect("the bridge connects in time")
-            .expect("accept");
-        Peer {
-            stream,
-            buf: BytesMut::new(),
-            version: ProtocolVersion::V311,
-        }
-    }
-
-    /// The next packet: its first byte, its body and the decoded packet.
-    async fn recv_raw(&mut self) -> Option<(u8, Bytes, Packet)> {
-        loop {
-            if let Ok(Some(h)) = decode_fixed_header(&self.buf) {
-                if self.buf.len() >= h.packet_len() {
-                    self.buf.advance(h.header_len);
-                    let body = self.buf.split_to(h.remaining_length).freeze();
-                    let packet =
-                        decode_packet(h.first_byte, body.clone(), self.version, Sender::Client)
-                            .expect("the bridge sends valid packets");
-                    return Some((h.first_byte, body, packet));
-                }
-            }
-            let mut chunk = [0u8; 4096];
-            match timeout(WAIT, self.stream.read(&mut chunk)).await {
-                Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return None,
-                Ok(Ok(n)) => self.buf.extend_from_slice(&chunk[..n]),
-            }
-        }
-    }
-
-    async fn recv(&mut self) -> Packet {
-        self.recv_raw().await.expect("a packet from the bridge").2
-    }
-
-    async fn send(&mut self, p: &Packet) {
-        let mut out = BytesMut::new();
-        encode_packet(p, self.version, &mut out);
-        self.stream
-            .write_all(&out)
-            .await
-            .expect("write to the bridge");
-    }
-
-    /// CONNECT → CONNACK; returns the CONNECT's protocol level byte and the packet.
-    async fn handshake(&mut self) -> (u8, midge_proto::Connect) {
-        let (_, body, packet) = self.recv_raw().await.expect("CONNECT");
-        let Packet::Connect(c) = packet else {
-            panic!("expected CONNECT, got {packet:?}");
-        };
-        self.version = c.protocol;
-        let name_len = usize::from(u16::from_be_bytes([body[0], body[1]]));
-        let level = body[2 + name_len];
-        self.send(&Packet::ConnAck(ConnAck::default())).await;
-        (level, *c)
-    }
-
-    /// Answers what the bridge sends after CONNACK (notification, SUBSCRIBE) until the
-    /// subscriptions are acknowledged; returns the SUBSCRIBE packets.
-    async fn settle(&mut self, subscriptions: usize) -> Vec<midge_proto::Subscribe> {
-        let mut subs = Vec::new();
-        while subs.len() < subscriptions {
-            match self.recv().await {
-                Packet::Publish(p) => {
-                    if p.qos != QoS::AtMostOnce {
-                        self.send(&Packet::PubAck(PubResp::new(p.packet_id))).await;
-                    }
-                }
-                Packet::Subscribe(s) => {
-                    let codes = s.filters.iter().map(|f| f.options.qos as u8).collect();
-                    self.send(&Packet::SubAck(SubAck {
-                        packet_id: s.packet_id,
-                        codes,
-                        properties: Default::default(),
-                    }))
-                    .await;
-                    subs.push(s);
-                }
-                Packet::Unsubscribe(_) | Packet::PingReq => {}
-                other => panic!("unexpected {other:?}"),
-            }
-        }
-        subs
-    }
-
-    async fn publish(&mut self, topic: &str, qos: QoS, packet_id: u16, payload: &'static [u8]) {
-        self.send(&Packet::Publish(Publish {
-            qos,
-            topic: topic.into(),
-            packet_id,
-            payload: Bytes::from_static(payload),
-            ..Publish::default()
-        }))
-        .await;
-    }
-
-    /// Waits for the acknowledgement of `packet_id`, answering nothing else.
-    async fn expect_ack(&mut self, want: u16) -> Packet {
-        loop {
-            match self.recv().await {
-                Packet::PingReq => {}
-                p @ (Packet::PubAck(_) | Packet::PubRec(_) | Packet::PubComp(_)) => {
-                    let id = match &p {
-                        Packet::PubAck(r) | Packet::PubRec(r) | Packet::PubComp(r) => r.packet_id,
-                        _ => 0,
-                    };
-                    assert_eq!(id, want, "acknowledgement order");
-                    return p;
-                }
-                other => panic!("expected the acknowledgement of {want}, got {other:?}"),
-            }
-        }
-    }
-}
 
 async fn fake_remote() -> (TcpListener, u16) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -504,4 +377,86 @@ async fn outgoing_retain_packet_size_and_unsubscribe() {
         .await;
     let p = next_publish(&mut peer, &mut unsubscribed).await;
     assert!(p.retain, "retain as published");
+}
+
+/// Mosquitto 2.1's MQTT 5 bridge options reach the CONNECT: topic alias maximum (default
+/// 10), receive maximum (default `max_inflight_messages`) and session expiry (default:
+/// never expiring without `cleansession true`).
+#[tokio::test]
+async fn mqtt5_connect_carries_the_bridge_session_options() {
+    let (listener, port) = fake_remote().await;
+    let conf = bridge_conf(
+        port,
+        "bridge_protocol_version mqttv50\nnotifications false\ntopic a/# in 1\n",
+    );
+    let broker = start(&conf, |_| {}).await;
+    let mut peer = Peer::accept(&listener).await;
+    let (_, connect) = peer.handshake().await;
+    let p = &connect.properties;
+    assert_eq!(p.topic_alias_maximum, Some(10));
+    // max_inflight_messages' default.
+    assert_eq!(p.receive_maximum, Some(20));
+    assert_eq!(p.session_expiry_interval, Some(u32::MAX));
+    drop((peer, broker));
+
+    let (listener, port) = fake_remote().await;
+    let conf = bridge_conf(
+        port,
+        "bridge_protocol_version mqttv50\nnotifications false\ntopic a/# in 1\n\
+         bridge_max_topic_alias 3\nbridge_receive_maximum 7\nbridge_session_expiry_interval 60\n",
+    );
+    let _broker = start(&conf, |_| {}).await;
+    let mut peer = Peer::accept(&listener).await;
+    let (_, connect) = peer.handshake().await;
+    let p = &connect.properties;
+    assert_eq!(p.topic_alias_maximum, Some(3));
+    assert_eq!(p.receive_maximum, Some(7));
+    assert_eq!(p.session_expiry_interval, Some(60));
+}
+
+/// Topic aliases the remote sets up are resolved; one above `bridge_max_topic_alias` is a
+/// protocol error that ends the connection (and the bridge connects again).
+#[tokio::test]
+async fn topic_aliases_from_the_remote_are_resolved_within_the_maximum() {
+    let (listener, port) = fake_remote().await;
+    let conf = bridge_conf(
+        port,
+        "bridge_protocol_version mqttv50\nnotifications false\ntopic a/# in 1\n\
+         bridge_max_topic_alias 2\n",
+    );
+    let broker = start(&conf, |_| {}).await;
+    let mut peer = Peer::accept(&listener).await;
+    peer.handshake().await;
+    peer.settle(1).await;
+    let mut sub = Raw::connect(broker.addr, ProtocolVersion::V311, "local-sub").await;
+    sub.subscribe("a/#", QoS::AtLeastOnce).await;
+    let aliased = |topic: &str, alias: u16, id: u16, payload: &'static [u8]| {
+        let mut p = Publish {
+            qos: QoS::AtLeastOnce,
+            topic: topic.into(),
+            packet_id: id,
+            payload: Bytes::from_static(payload),
+            ..Publish::default()
+        };
+        p.properties.topic_alias = Some(alias);
+        Packet::Publish(p)
+    };
+    peer.send(&aliased("a/long/topic", 2, 1, b"one")).await;
+    peer.expect_ack(1).await;
+    peer.send(&aliased("", 2, 2, b"two")).await;
+    peer.expect_ack(2).await;
+    for want in [&b"one"[..], b"two"] {
+        let p = sub.recv_publish().await;
+        assert_eq!(&*p.topic, "a/long/topic");
+        assert_eq!(&p.payload[..], want);
+    }
+    peer.send(&aliased("a/x", 3, 3, b"three")).await;
+    assert_eq!(
+        peer.next_within(WAIT).await.err(),
+        Some(true),
+        "alias 3 > 2 closes the connection"
+    );
+    sub.expect_silence(QUIET).await;
+    let mut again = Peer::accept(&listener).await;
+    again.handshake().await;
 }

@@ -863,3 +863,330 @@ fn psk_bridge_to_mosquitto() {
         wrong.log_text()
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Reload, local ACLs, persistence of the bridge's queue
+// ---------------------------------------------------------------------------------------
+
+/// A remote that lets anyone read and write everything.
+fn open_remote(dir: &TempDir, port: u16) -> Remote {
+    Remote::start(
+        Kind::Midge,
+        dir,
+        "remote.conf",
+        port,
+        &format!("listener {port} 127.0.0.1\nallow_anonymous true\n"),
+    )
+}
+
+/// Rewrites the front broker's configuration with `bridges` and sends SIGHUP.
+fn reload_front(front: &Midge, dir: &TempDir, port: u16, bridges: &str) {
+    dir.replace(
+        "front.conf",
+        &format!("listener {port} 127.0.0.1\nallow_anonymous true\n\n{bridges}"),
+    );
+    front.hup_settle(Duration::from_millis(500));
+}
+
+fn bridge_block(name: &str, remote_port: u16, rest: &str) -> String {
+    format!(
+        "connection {name}\naddress 127.0.0.1:{remote_port}\nremote_clientid {name}\n\
+         restart_timeout 1\n{rest}\n"
+    )
+}
+
+/// Publishes `topics` on the front broker and returns, sorted, what the remote subscriber
+/// saw within a few seconds.
+fn crossing(front_port: u16, sub: &Subscriber, topics: &[&str]) -> Vec<String> {
+    for t in topics {
+        publish(front_port, &[], t, "x");
+    }
+    let mut got = sub.drain(2);
+    got.sort();
+    got
+}
+
+#[test]
+fn sighup_adds_changes_and_removes_bridges() {
+    require_mosquitto();
+    let dir = TempDir::new();
+    let (remote_port, front_port) = (free_port(), free_port());
+    let remote = open_remote(&dir, remote_port);
+    let first = bridge_block(
+        "b1",
+        remote_port,
+        "topic a/# out 1\nbridge_reload_type immediate",
+    );
+    reload_front_conf(&dir, front_port, &first);
+    let front = Midge::start(&dir.path("front.conf"), front_port);
+    let logs = || {
+        format!(
+            "front:\n{}\nremote:\n{}",
+            front.log_text(),
+            remote.log_text()
+        )
+    };
+    wait_state(
+        front_port,
+        &[],
+        "$SYS/broker/connection/b1/state",
+        "1",
+        &logs,
+    );
+    let sub = Subscriber::start(remote_port, &[], &["a/#", "b/#", "c/#"]);
+    assert_eq!(
+        crossing(front_port, &sub, &["a/1", "b/1"]),
+        ["a/1 x"],
+        "{}",
+        logs()
+    );
+
+    // Changed, applied at once: the bridge reconnects with its new topics.
+    let changed = bridge_block(
+        "b1",
+        remote_port,
+        "topic b/# out 1\nbridge_reload_type immediate",
+    );
+    reload_front(&front, &dir, front_port, &changed);
+    wait_state(
+        front_port,
+        &[],
+        "$SYS/broker/connection/b1/state",
+        "1",
+        &logs,
+    );
+    assert_eq!(
+        crossing(front_port, &sub, &["a/2", "b/2"]),
+        ["b/2 x"],
+        "{}",
+        logs()
+    );
+
+    // b1 removed, b2 added.
+    let other = bridge_block("b2", remote_port, "topic c/# out 1");
+    reload_front(&front, &dir, front_port, &other);
+    wait_state(
+        front_port,
+        &[],
+        "$SYS/broker/connection/b2/state",
+        "1",
+        &logs,
+    );
+    assert_eq!(
+        crossing(front_port, &sub, &["a/3", "b/3", "c/3"]),
+        ["c/3 x"],
+        "{}",
+        logs()
+    );
+    assert!(front.log_text().contains("Bridge b1 removed"), "{}", logs());
+}
+
+fn reload_front_conf(dir: &TempDir, port: u16, bridges: &str) {
+    dir.write(
+        "front.conf",
+        &format!("listener {port} 127.0.0.1\nallow_anonymous true\n\n{bridges}"),
+    );
+}
+
+#[test]
+fn lazy_reload_applies_at_the_next_reconnection() {
+    require_mosquitto();
+    let dir = TempDir::new();
+    let (remote_port, front_port) = (free_port(), free_port());
+    let remote = open_remote(&dir, remote_port);
+    reload_front_conf(
+        &dir,
+        front_port,
+        &bridge_block("b1", remote_port, "topic a/# out 1"),
+    );
+    let front = Midge::start(&dir.path("front.conf"), front_port);
+    let logs = || format!("front:\n{}", front.log_text());
+    wait_state(
+        front_port,
+        &[],
+        "$SYS/broker/connection/b1/state",
+        "1",
+        &logs,
+    );
+
+    // bridge_reload_type lazy (the default): the running connection keeps the old topics.
+    reload_front(
+        &front,
+        &dir,
+        front_port,
+        &bridge_block("b1", remote_port, "topic b/# out 1"),
+    );
+    {
+        let sub = Subscriber::start(remote_port, &[], &["a/#", "b/#"]);
+        assert_eq!(
+            crossing(front_port, &sub, &["a/1", "b/1"]),
+            ["a/1 x"],
+            "{}",
+            logs()
+        );
+    }
+    // The remote restarts: the bridge reconnects with the new topics.
+    stop(remote);
+    wait_state(
+        front_port,
+        &[],
+        "$SYS/broker/connection/b1/state",
+        "0",
+        &logs,
+    );
+    let _remote = open_remote(&dir, remote_port);
+    wait_state(
+        front_port,
+        &[],
+        "$SYS/broker/connection/b1/state",
+        "1",
+        &logs,
+    );
+    let sub = Subscriber::start(remote_port, &[], &["a/#", "b/#"]);
+    assert_eq!(
+        crossing(front_port, &sub, &["a/2", "b/2"]),
+        ["b/2 x"],
+        "{}",
+        logs()
+    );
+}
+
+#[test]
+fn local_username_applies_the_local_acls_both_ways() {
+    require_mosquitto();
+    let dir = TempDir::new();
+    let (remote_port, front_port) = (free_port(), free_port());
+    let remote = open_remote(&dir, remote_port);
+    let passwd = dir.0.join("passwd");
+    let status = Command::new(env!("CARGO_BIN_EXE_midge"))
+        .args([
+            "passwd",
+            "-c",
+            "-b",
+            passwd.to_str().unwrap(),
+            "bridge",
+            "bridge-pw",
+        ])
+        .status()
+        .expect("midge passwd");
+    assert!(status.success());
+    // Anonymous test clients may do anything; the bridge's account reads `out/#` and
+    // writes `in/#` only.
+    let acl = dir.write(
+        "acl",
+        "topic readwrite #\ntopic read $SYS/#\n\nuser bridge\ntopic read out/#\ntopic write in/#\n",
+    );
+    let conf = dir.write(
+        "front.conf",
+        &format!(
+            "listener {front_port} 127.0.0.1\nallow_anonymous true\npassword_file {}\nacl_file {acl}\n\n{}",
+            passwd.display(),
+            bridge_block(
+                "b1",
+                remote_port,
+                "local_username bridge\nlocal_password bridge-pw\n\
+                 topic out/# out 1\ntopic x/# out 1\ntopic in/# in 1\ntopic y/# in 1"
+            )
+        ),
+    );
+    let front = Midge::start(&conf, front_port);
+    let logs = || {
+        format!(
+            "front:\n{}\nremote:\n{}",
+            front.log_text(),
+            remote.log_text()
+        )
+    };
+    wait_state(
+        front_port,
+        &[],
+        "$SYS/broker/connection/b1/state",
+        "1",
+        &logs,
+    );
+
+    // Out: only what the bridge's account may read leaves.
+    let remote_sub = Subscriber::start(remote_port, &[], &["out/#", "x/#"]);
+    assert_eq!(
+        crossing(front_port, &remote_sub, &["out/1", "x/1"]),
+        ["out/1 x"],
+        "{}",
+        logs()
+    );
+    // In: only what it may write arrives.
+    let front_sub = Subscriber::start(front_port, &[], &["in/#", "y/#"]);
+    for t in ["in/1", "y/1"] {
+        publish(remote_port, &[], t, "x");
+    }
+    let mut got = front_sub.drain(2);
+    got.sort();
+    assert_eq!(got, ["in/1 x"], "{}", logs());
+    assert!(
+        !front.log_text().contains("do not match"),
+        "right local password accepted\n{}",
+        logs()
+    );
+}
+
+#[test]
+fn bridge_queue_survives_a_crash_of_the_local_broker() {
+    require_mosquitto();
+    let dir = TempDir::new();
+    let (remote_port, front_port) = (free_port(), free_port());
+    let remote = remote_persistent(Kind::Midge, &dir, remote_port);
+    let store = dir.0.join("front-store");
+    std::fs::create_dir_all(&store).unwrap();
+    let conf = dir.write(
+        "front.conf",
+        &format!(
+            "listener {front_port} 127.0.0.1\nallow_anonymous true\npersistence true\n\
+             persistence_location {}/\n\n{}",
+            store.display(),
+            bridge_block("b1", remote_port, "topic q/# out 1")
+        ),
+    );
+    let mut front = Midge::start(&conf, front_port);
+    wait_state(
+        front_port,
+        &[],
+        "$SYS/broker/connection/b1/state",
+        "1",
+        &|| front.log_text(),
+    );
+    let sub_args = ["-i", "remote-sub", "-c"];
+    drop(Subscriber::start(remote_port, &sub_args, &["q/#"]));
+    stop(remote);
+    wait_state(
+        front_port,
+        &[],
+        "$SYS/broker/connection/b1/state",
+        "0",
+        &|| front.log_text(),
+    );
+    for i in 1..=3 {
+        publish(front_port, &[], &format!("q/{i}"), &format!("m{i}"));
+    }
+    // kill -9: only what the store committed survives; the PUBACKs above came after it.
+    front.child.kill().unwrap();
+    front.child.wait().unwrap();
+    drop(front);
+    let front = Midge::start(&conf, front_port);
+    let remote = remote_persistent(Kind::Midge, &dir, remote_port);
+    wait_state(
+        front_port,
+        &[],
+        "$SYS/broker/connection/b1/state",
+        "1",
+        &|| format!("{}\nremote:\n{}", front.log_text(), remote.log_text()),
+    );
+    let sub = Subscriber::start(remote_port, &sub_args, &["q/#"]);
+    let mut got = sub.drain(3);
+    got.sort();
+    assert_eq!(
+        got,
+        ["q/1 m1", "q/2 m2", "q/3 m3"],
+        "each queued message once after the crash\nfront:\n{}\nremote:\n{}",
+        front.log_text(),
+        remote.log_text()
+    );
+}

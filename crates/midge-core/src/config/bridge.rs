@@ -66,8 +66,9 @@ pub struct BridgeConfig {
     pub max_topic_alias: u16,
     /// `bridge_receive_maximum` (2.1); `None` = `max_inflight_messages`.
     pub receive_maximum: Option<u16>,
-    /// `bridge_session_expiry_interval` (2.1, default 0).
-    pub session_expiry_interval: u32,
+    /// `bridge_session_expiry_interval` (2.1); `None` = none with `cleansession true`,
+    /// never expiring without (a 3.1.1 persistent session's equivalent).
+    pub session_expiry_interval: Option<u32>,
     /// `bridge_tcp_keepalive <idle> <interval> <count>` (2.1).
     pub tcp_keepalive: Option<(u32, u32, u32)>,
     /// `bridge_tcp_user_timeout <ms>` (2.1).
@@ -156,7 +157,8 @@ pub struct BridgeTls {
 }
 
 impl BridgeConfig {
-    fn new(name: &str, line: usize, file: &str) -> Self {
+    /// A bridge named `name` with every option at its default.
+    pub fn new(name: &str, line: usize, file: &str) -> Self {
         BridgeConfig {
             name: name.to_owned(),
             line,
@@ -188,7 +190,7 @@ impl BridgeConfig {
             protocol_version: BridgeProtocol::Mqtt311,
             max_topic_alias: 10,
             receive_maximum: None,
-            session_expiry_interval: 0,
+            session_expiry_interval: None,
             tcp_keepalive: None,
             tcp_user_timeout: None,
             reload_type: ReloadType::Lazy,
@@ -556,7 +558,7 @@ pub(crate) fn session_expiry_interval(
     line: &Line<'_>,
 ) -> Result<(), String> {
     let n = line.integer_in(0..=u32::MAX)?;
-    bridge(parser, line)?.session_expiry_interval = n;
+    bridge(parser, line)?.session_expiry_interval = Some(n);
     Ok(())
 }
 

@@ -31,7 +31,6 @@ pub(crate) enum Support {
 /// Where an option not implemented yet is planned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Later {
-    Issue(u8),
     /// A Mosquitto 2.1 option no issue has taken on.
     Unscheduled,
 }
@@ -55,12 +54,9 @@ pub(crate) enum Scope {
     Structure,
 }
 
-use Later::{Issue, Unscheduled};
+use Later::Unscheduled;
 use Scope::{Bridge, Global, Listener, ListenerOnly, Plugin, Security as Sec, Structure as Struct};
 use Support::{Handled, Ignored, NotYet};
-
-/// Persistence and `$SYS` land in issue 7, bridges in issue 8.
-const BRIDGES: Later = Issue(8);
 
 /// One option: name, scope, support.
 pub(crate) type Entry = (&'static str, Scope, Support);
@@ -129,7 +125,7 @@ pub(crate) static OPTIONS: &[Entry] = &[
     (
         "bridge_ciphers_tls1.3",
         Bridge,
-        NotYet(bridge::ciphers_tls13, BRIDGES),
+        Handled(bridge::ciphers_tls13),
     ),
     ("bridge_identity", Bridge, Handled(bridge::identity)),
     ("bridge_insecure", Bridge, Handled(bridge::insecure)),
@@ -142,7 +138,7 @@ pub(crate) static OPTIONS: &[Entry] = &[
     (
         "bridge_max_topic_alias",
         Bridge,
-        NotYet(bridge::max_topic_alias, BRIDGES),
+        Handled(bridge::max_topic_alias),
     ),
     (
         "bridge_outgoing_retain",
@@ -158,37 +154,29 @@ pub(crate) static OPTIONS: &[Entry] = &[
     (
         "bridge_receive_maximum",
         Bridge,
-        NotYet(bridge::receive_maximum, BRIDGES),
+        Handled(bridge::receive_maximum),
     ),
-    (
-        "bridge_reload_type",
-        Bridge,
-        NotYet(bridge::reload_type, BRIDGES),
-    ),
-    (
-        "bridge_require_ocsp",
-        Bridge,
-        NotYet(bridge::require_ocsp, BRIDGES),
-    ),
+    ("bridge_reload_type", Bridge, Handled(bridge::reload_type)),
+    ("bridge_require_ocsp", Bridge, Handled(bridge::require_ocsp)),
     (
         "bridge_session_expiry_interval",
         Bridge,
-        NotYet(bridge::session_expiry_interval, BRIDGES),
+        Handled(bridge::session_expiry_interval),
     ),
     (
         "bridge_tcp_keepalive",
         Bridge,
-        NotYet(bridge::tcp_keepalive, BRIDGES),
+        Handled(bridge::tcp_keepalive),
     ),
     (
         "bridge_tcp_user_timeout",
         Bridge,
-        NotYet(bridge::tcp_user_timeout, BRIDGES),
+        Handled(bridge::tcp_user_timeout),
     ),
     (
         "bridge_tls_use_os_certs",
         Bridge,
-        NotYet(bridge::tls_use_os_certs, BRIDGES),
+        Handled(bridge::tls_use_os_certs),
     ),
     ("bridge_tls_version", Bridge, Handled(bridge::tls_version)),
     ("cafile", Listener, Handled(tls::cafile)),
@@ -269,16 +257,8 @@ pub(crate) static OPTIONS: &[Entry] = &[
         Handled(bridge::local_cleansession),
     ),
     ("local_clientid", Bridge, Handled(bridge::local_clientid)),
-    (
-        "local_password",
-        Bridge,
-        NotYet(bridge::local_password, BRIDGES),
-    ),
-    (
-        "local_username",
-        Bridge,
-        NotYet(bridge::local_username, BRIDGES),
-    ),
+    ("local_password", Bridge, Handled(bridge::local_password)),
+    ("local_username", Bridge, Handled(bridge::local_username)),
     ("log_dest", Global, Handled(general::log_dest)),
     ("log_facility", Global, Handled(general::log_facility)),
     ("log_timestamp", Global, Handled(general::log_timestamp)),

@@ -1129,10 +1129,6 @@ fn options_not_supported_yet_are_refused_after_their_value_is_checked() {
             "listener 1\nproxy_protocol_v2_require_tls true",
             "proxy_protocol_v2_require_tls",
         ),
-        (
-            "connection b\naddress 10.0.0.1\ntopic # both 2\nlocal_username u",
-            "local_username",
-        ),
     ];
     for (text, name) in cases {
         let line = text.lines().position(|l| l.starts_with(name)).unwrap_or(0) + 1;
@@ -1396,6 +1392,30 @@ fn bridge_values_are_kept_for_issue_8() {
         .warnings
         .iter()
         .any(|w| w == "test.conf:10: keepalive_interval: too low, using 5 seconds"));
+}
+
+#[test]
+fn bridge_tls_options_of_issue_8_are_handled() {
+    let config = ok("connection east\n\
+                     address broker.example.com:8883\n\
+                     topic a/# out\n\
+                     bridge_tls_use_os_certs true\n\
+                     bridge_ciphers_tls1.3 TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384\n\
+                     bridge_require_ocsp true\n");
+    let tls = &config.bridges[0].tls;
+    assert!(tls.use_os_certs);
+    assert!(tls.require_ocsp);
+    assert_eq!(
+        tls.ciphers_tls13.as_deref(),
+        Some("TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384")
+    );
+    let config = ok("connection east\naddress h\ntopic #\nbridge_require_ocsp false\n");
+    assert!(!config.bridges[0].tls.require_ocsp);
+    assert!(!config.bridges[0].tls.use_os_certs);
+    assert_eq!(
+        err("connection a\nbridge_tls_use_os_certs maybe"),
+        "test.conf:2: bridge_tls_use_os_certs: invalid value 'maybe' (expected true or false)"
+    );
 }
 
 #[test]
@@ -1704,9 +1724,6 @@ fn options_md_documents_every_option_with_its_status() {
         let expected = match support {
             options::Support::Handled(_) => "handled".to_owned(),
             options::Support::Ignored(_) => "ignored".to_owned(),
-            options::Support::NotYet(_, options::Later::Issue(n)) => {
-                format!("not yet (issue {n})")
-            }
             options::Support::NotYet(_, options::Later::Unscheduled) => {
                 "not yet (unscheduled)".to_owned()
             }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
 use midge_core::bridge_reconnect::{AddressCycle, Backoff};
-use midge_core::config::{BridgeAddress, BridgeProtocol, StartType};
+use midge_core::config::{BridgeAddress, BridgeProtocol, ReloadType, StartType};
 use midge_proto::{
     decode_fixed_header, decode_packet, encode_packet, encode_publish, publish_len, Connect,
     OutgoingPublish, Packet, Properties, ProtocolVersion, PubResp, QoS, Sender, Subscribe,
@@ -22,11 +22,14 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, Wr
 use tokio::net::TcpSocket;
 use tokio::sync::{mpsc, watch};
 
-use super::{notifications, BridgeSpec};
+use super::{notifications, BridgeSpec, Control, Exit};
 use crate::broker::Broker;
 use crate::message::Message;
+use crate::policy::PolicyHandle;
 use crate::session::{OutFlight, OutState, Session, SubEntry};
 use crate::settings::MQTT_MAX_PACKET;
+use crate::store::{Op, StoredSubscription};
+use midge_core::acl::Access;
 
 /// Time allowed for TCP + TLS + CONNACK.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -42,40 +45,127 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 /// Why a connection to the remote ended.
 enum End {
-    Shutdown,
+    /// Shutdown, removal or an immediate reload.
+    Exit(Exit),
     /// `start_type lazy` and nothing crossed for `idle_timeout` seconds.
     Idle,
     Lost(String),
 }
 
-/// Runs one bridge until shutdown.
+/// What can interrupt a bridge: the broker stopping, and reloads.
+pub(crate) struct Signals<'a> {
+    control: &'a mut watch::Receiver<Control>,
+    shutdown: &'a mut watch::Receiver<bool>,
+    /// A lazy reload that waits for the current connection to end.
+    pending: Option<Arc<BridgeSpec>>,
+}
+
+impl<'a> Signals<'a> {
+    pub(crate) fn new(
+        control: &'a mut watch::Receiver<Control>,
+        shutdown: &'a mut watch::Receiver<bool>,
+    ) -> Signals<'a> {
+        // What was already there when this run started is handled by the caller.
+        control.borrow_and_update();
+        Signals {
+            control,
+            shutdown,
+            pending: None,
+        }
+    }
+
+    /// Resolves when the bridge must stop what it is doing. `connected`: a lazy reload
+    /// then waits for the connection to end (see [`Signals::take_pending`]).
+    async fn next(&mut self, connected: bool) -> Exit {
+        if *self.shutdown.borrow() {
+            return Exit::Shutdown;
+        }
+        if !connected {
+            if let Some(spec) = self.pending.take() {
+                return Exit::Replace(spec);
+            }
+        }
+        loop {
+            tokio::select! {
+                r = self.shutdown.changed() => {
+                    if r.is_err() || *self.shutdown.borrow() {
+                        return Exit::Shutdown;
+                    }
+                }
+                r = self.control.changed() => {
+                    if r.is_err() {
+                        return Exit::Shutdown;
+                    }
+                    let control = self.control.borrow_and_update().clone();
+                    match control {
+                        Control::Run => {}
+                        Control::Stop => return Exit::Removed,
+                        Control::Replace(spec) => {
+                            if !connected || spec.config.reload_type == ReloadType::Immediate {
+                                return Exit::Replace(spec);
+                            }
+                            tracing::info!(
+                                "Bridge {}: new settings apply at the next reconnection (bridge_reload_type lazy).",
+                                spec.config.name
+                            );
+                            self.pending = Some(spec);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// A lazy reload that arrived during the connection that just ended.
+    fn take_pending(&mut self) -> Option<Arc<BridgeSpec>> {
+        self.pending.take()
+    }
+}
+
+/// Ends the bridge's local session (removed bridge, or a new local client id): its
+/// subscriptions and queue go, in memory and in the store.
+pub(crate) fn forget_local_session(broker: &Broker, spec: &BridgeSpec) {
+    if let Some(session) = broker.session(&spec.local_id) {
+        broker.end_session(&session);
+    }
+}
+
+/// Runs one bridge until shutdown, removal or a reload that changes it.
 pub(crate) async fn run(
     spec: Arc<BridgeSpec>,
-    broker: Arc<Broker>,
-    mut shutdown: watch::Receiver<bool>,
-) {
+    broker: &Arc<Broker>,
+    acl: Option<Arc<PolicyHandle>>,
+    signals: &mut Signals<'_>,
+) -> Exit {
     let cfg = &spec.config;
     let lazy = cfg.start_type == StartType::Lazy;
     let mut local = LocalSide::open(
-        &broker,
+        broker,
         &spec,
         cfg.local_cleansession.unwrap_or(cfg.cleansession),
+        acl,
     );
+    if let (Some(user), Some(policy)) = (&cfg.local_username, &local.acl) {
+        check_local_password(&spec, user, policy).await;
+    }
     if !lazy {
         // Offline until the remote is there: QoS 0 is not queued meanwhile (unless
         // `queue_qos0_messages`), QoS 1 and 2 are, up to `max_queued_messages`.
         local.offline();
     }
-    notifications::publish_local(&broker, &spec, false);
+    notifications::publish_local(broker, &spec, false);
     let mut cycle = AddressCycle::new(cfg.addresses.len(), cfg.round_robin);
     let mut backoff = Backoff::new(cfg.restart_timeout);
     let mut private = cfg.try_private;
     loop {
-        if lazy && !wait_threshold(&local, cfg.threshold, &mut shutdown).await {
-            return;
+        if lazy {
+            tokio::select! {
+                _ = wait_threshold(&local, cfg.threshold) => {}
+                e = signals.next(false) => return e,
+            }
         }
         let Some(address) = cfg.addresses.get(cycle.current()) else {
-            return;
+            return signals.next(false).await;
         };
         tracing::info!(
             "Connecting bridge {} ({}:{})",
@@ -84,16 +174,21 @@ pub(crate) async fn run(
             address.port
         );
         let attempt = tokio::select! {
-            r = tokio::time::timeout(CONNECT_TIMEOUT, connect(&spec, &broker, address, private)) => {
+            r = tokio::time::timeout(CONNECT_TIMEOUT, connect(&spec, broker, address, private)) => {
                 r.unwrap_or_else(|_| Err(Failure::Other("timed out".into())))
             }
-            _ = shutdown.changed() => return,
+            e = signals.next(false) => return e,
         };
         let end = match attempt {
             Ok(remote) => {
                 backoff.reset();
+                // On a backup address without round_robin, watch for the primary's return.
+                let primary = cfg
+                    .addresses
+                    .first()
+                    .filter(|_| !cfg.round_robin && cycle.current() != 0);
                 let end = remote
-                    .serve(&broker, &spec, &mut local, &mut shutdown)
+                    .serve(broker, &spec, &mut local, signals, primary)
                     .await;
                 cycle.dropped();
                 end
@@ -115,24 +210,51 @@ pub(crate) async fn run(
         if !lazy {
             local.offline();
         }
-        notifications::publish_local(&broker, &spec, false);
+        notifications::publish_local(broker, &spec, false);
         match end {
-            End::Shutdown => return,
-            End::Idle => {
-                tracing::info!("Bridge {} stopped: idle.", cfg.name);
-                continue;
-            }
-            End::Lost(why) => tracing::info!("Bridge {} disconnected: {why}.", cfg.name),
+            End::Exit(e) => return e,
+            End::Idle => tracing::info!("Bridge {} stopped: idle.", cfg.name),
+            End::Lost(ref why) => tracing::info!("Bridge {} disconnected: {why}.", cfg.name),
+        }
+        if let Some(new) = signals.take_pending() {
+            return Exit::Replace(new);
+        }
+        if matches!(end, End::Idle) {
+            continue;
         }
         if cfg.start_type == StartType::Once {
             tracing::info!("Bridge {}: start_type once, not restarting.", cfg.name);
-            return;
+            // Stays stopped until the broker stops or a reload changes it.
+            return signals.next(false).await;
         }
         let wait = backoff.next(random());
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(u64::from(wait))) => {}
-            _ = shutdown.changed() => return,
+            e = signals.next(false) => return e,
         }
+    }
+}
+
+/// `local_password` is checked once, against the broker's own passwords: a mismatch is
+/// logged (Mosquitto never checks it; the bridge still runs under `local_username`'s ACLs).
+async fn check_local_password(spec: &BridgeSpec, user: &str, policy: &Arc<PolicyHandle>) {
+    let policy = policy.get();
+    if !policy.checks_passwords() {
+        return;
+    }
+    let user = user.to_owned();
+    let password = spec.config.local_password.clone();
+    let id = spec.local_id.to_string();
+    let ok = tokio::task::spawn_blocking(move || {
+        policy.verify_login(&user, password.as_deref().map(str::as_bytes), &id)
+    })
+    .await
+    .unwrap_or(false);
+    if !ok {
+        tracing::warn!(
+            "Bridge {}: local_username/local_password do not match the broker's passwords.",
+            spec.config.name
+        );
     }
 }
 
@@ -142,22 +264,14 @@ fn random() -> u32 {
     u32::from_le_bytes(b)
 }
 
-/// `start_type lazy`: waits until `threshold` messages are queued for the remote. False on
-/// shutdown.
-async fn wait_threshold(
-    local: &LocalSide,
-    threshold: u32,
-    shutdown: &mut watch::Receiver<bool>,
-) -> bool {
+/// `start_type lazy`: returns once `threshold` messages are queued for the remote.
+async fn wait_threshold(local: &LocalSide, threshold: u32) {
     let threshold = usize::try_from(threshold).unwrap_or(usize::MAX);
     loop {
         if local.session.state.lock().queue.len() >= threshold {
-            return true;
+            return;
         }
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
-            _ = shutdown.changed() => return false,
-        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 
@@ -167,24 +281,96 @@ struct LocalSide {
     spec: Arc<BridgeSpec>,
     session: Arc<Session>,
     generation: u64,
+    /// `local_username`: the local ACLs the bridge's traffic is checked against.
+    acl: Option<Arc<PolicyHandle>>,
 }
 
 impl LocalSide {
-    fn open(broker: &Arc<Broker>, spec: &Arc<BridgeSpec>, clean: bool) -> LocalSide {
+    fn open(
+        broker: &Arc<Broker>,
+        spec: &Arc<BridgeSpec>,
+        clean: bool,
+        acl: Option<Arc<PolicyHandle>>,
+    ) -> LocalSide {
         let mut side = LocalSide {
             broker: Arc::clone(broker),
             spec: Arc::clone(spec),
             session: Session::new(Arc::clone(&spec.local_id), u32::MAX),
             generation: 0,
+            acl: acl.filter(|_| spec.config.local_username.is_some()),
         };
         side.attach(clean);
         side
     }
 
+    /// Whether the local ACLs let the bridge publish (`Write`) or receive (`Read`) `topic`:
+    /// checked as `local_username` when set; without it the bridge is trusted, as in
+    /// Mosquitto.
+    fn may(&self, topic: &str, access: Access) -> bool {
+        let Some(policy) = &self.acl else {
+            return true;
+        };
+        let allowed = policy.get().may(
+            self.spec.config.local_username.as_deref(),
+            &self.spec.local_id,
+            topic,
+            access,
+        );
+        if !allowed {
+            tracing::debug!(
+                "Bridge {}: local ACL denies {} '{}' to {}.",
+                self.spec.config.name,
+                if access == Access::Write {
+                    "publishing to"
+                } else {
+                    "receiving"
+                },
+                topic.escape_debug(),
+                self.spec
+                    .config
+                    .local_username
+                    .as_deref()
+                    .unwrap_or_default(),
+            );
+        }
+        allowed
+    }
+
+    /// Writes `op` to the store when the session is persisted; the ticket, or 0.
+    fn store(&self, op: impl FnOnce(String) -> Op) -> u64 {
+        match &self.broker.persist {
+            Some(p) if self.session.state.lock().persisted => {
+                p.submit(op(self.spec.local_id.to_string()))
+            }
+            _ => 0,
+        }
+    }
+
     /// Takes the session online (resuming it), with the bridge's local subscriptions.
     fn attach(&mut self, clean: bool) {
         let attached = self.broker.attach(&self.spec.local_id, clean, u32::MAX);
-        for (filter, qos) in self.spec.maps.local_subscriptions() {
+        let wanted = self.spec.maps.local_subscriptions();
+        // Filters of an earlier configuration that no `topic` line asks for any more.
+        let stale: Vec<String> = {
+            let st = attached.session.state.lock();
+            st.subscriptions
+                .keys()
+                .filter(|f| !wanted.iter().any(|(w, _)| w == *f))
+                .cloned()
+                .collect()
+        };
+        for filter in stale {
+            self.broker.unsubscribe(&attached.session, &filter);
+            attached.session.state.lock().subscriptions.remove(&filter);
+            if let Some(p) = &self.broker.persist {
+                p.submit(Op::RemoveSubscription {
+                    client_id: self.spec.local_id.to_string(),
+                    filter,
+                });
+            }
+        }
+        self.persist_session(&attached, clean);
+        for (filter, qos) in wanted {
             let entry = SubEntry {
                 options: SubscriptionOptions {
                     qos: QoS::from_u8(qos).unwrap_or_default(),
@@ -197,15 +383,73 @@ impl LocalSide {
                 id: None,
             };
             self.broker.subscribe(&attached.session, &filter, entry);
-            attached
-                .session
-                .state
-                .lock()
-                .subscriptions
-                .insert(filter, entry);
+            let mut st = attached.session.state.lock();
+            let new = st.subscriptions.insert(filter.clone(), entry) != Some(entry);
+            if let Some(p) = self.broker.persist.as_ref().filter(|_| st.persisted && new) {
+                p.submit(Op::AddSubscription {
+                    client_id: self.spec.local_id.to_string(),
+                    sub: StoredSubscription {
+                        filter,
+                        options: crate::persist::options_byte(&entry.options),
+                        identifier: None,
+                    },
+                });
+            }
         }
         self.session = attached.session;
         self.generation = attached.generation;
+    }
+
+    /// With persistence, a bridge whose local side is not clean keeps its queue across a
+    /// restart of the broker, as any persistent session does (and as Mosquitto does).
+    fn persist_session(&self, attached: &crate::broker::Attached, clean: bool) {
+        let Some(p) = &self.broker.persist else {
+            return;
+        };
+        let client_id = self.spec.local_id.to_string();
+        let mut st = attached.session.state.lock();
+        if clean {
+            if attached.was_persisted || st.persisted {
+                p.submit(Op::DeleteSession { client_id });
+            }
+            st.persisted = false;
+            return;
+        }
+        if st.persisted {
+            return;
+        }
+        p.submit(Op::UpsertSession {
+            client_id: client_id.clone(),
+            expiry_interval: u32::MAX,
+            disconnected_unix: None,
+            username: self.spec.config.local_username.clone(),
+            listener: u32::MAX,
+            protocol: 4,
+        });
+        for (filter, entry) in &st.subscriptions {
+            p.submit(Op::AddSubscription {
+                client_id: client_id.clone(),
+                sub: StoredSubscription {
+                    filter: filter.clone(),
+                    options: crate::persist::options_byte(&entry.options),
+                    identifier: entry.id,
+                },
+            });
+        }
+        st.persisted = true;
+    }
+
+    /// A delivery the remote acknowledged (or refused) leaves the store.
+    fn delivery_done(&self, done: Option<OutFlight>) {
+        let Some(seq) = done.map(|f| f.delivery.seq).filter(|&s| s != 0) else {
+            return;
+        };
+        if let Some(p) = &self.broker.persist {
+            p.submit(Op::RemoveDelivery {
+                client_id: self.spec.local_id.to_string(),
+                seq,
+            });
+        }
     }
 
     /// Whether a client with the bridge's local id has taken the session.
@@ -262,6 +506,10 @@ struct Remote {
     notify_id: Option<u16>,
     /// SUBSCRIBE packet ids awaiting SUBACK, with how many filters each carried.
     pending_subs: Vec<(u16, usize)>,
+    /// The highest store ticket the write buffer depends on (0: none).
+    ticket: u64,
+    /// Topic aliases the remote set up (MQTT 5, at most `bridge_max_topic_alias`).
+    in_aliases: std::collections::HashMap<u16, bytestring::ByteString>,
     last_received: Instant,
     last_sent: Instant,
     /// When the last PINGREQ went out: one per keepalive period at most.
@@ -316,12 +564,35 @@ async fn tcp(spec: &BridgeSpec, address: &BridgeAddress) -> Result<tokio::net::T
         match socket.connect(addr).await {
             Ok(s) => {
                 let _ = s.set_nodelay(true);
+                socket_options(&s, &spec.config)?;
                 return Ok(s);
             }
             Err(e) => last = format!("{addr}: {e}"),
         }
     }
     Err(last)
+}
+
+/// `bridge_tcp_keepalive` and `bridge_tcp_user_timeout`: the kernel notices a dead remote
+/// before the MQTT keepalive would.
+fn socket_options(
+    stream: &tokio::net::TcpStream,
+    cfg: &midge_core::config::BridgeConfig,
+) -> Result<(), String> {
+    let sock = socket2::SockRef::from(stream);
+    if let Some((idle, interval, count)) = cfg.tcp_keepalive {
+        let keepalive = socket2::TcpKeepalive::new()
+            .with_time(Duration::from_secs(u64::from(idle)))
+            .with_interval(Duration::from_secs(u64::from(interval)))
+            .with_retries(count);
+        sock.set_tcp_keepalive(&keepalive)
+            .map_err(|e| format!("bridge_tcp_keepalive: {e}"))?;
+    }
+    if let Some(ms) = cfg.tcp_user_timeout {
+        sock.set_tcp_user_timeout(Some(Duration::from_millis(u64::from(ms))))
+            .map_err(|e| format!("bridge_tcp_user_timeout: {e}"))?;
+    }
+    Ok(())
 }
 
 async fn transport(spec: &BridgeSpec, address: &BridgeAddress) -> Result<Box<dyn Io>, String> {
@@ -333,14 +604,13 @@ async fn transport(spec: &BridgeSpec, address: &BridgeAddress) -> Result<Box<dyn
     if tls.skip_hostname {
         config.set_verify_hostname(false);
     }
+    tls.prepare(&mut config)?;
     let ssl = config
         .into_ssl(&address.host)
         .map_err(|e| format!("TLS: {e}"))?;
     let mut stream = tokio_openssl::SslStream::new(ssl, tcp).map_err(|e| format!("TLS: {e}"))?;
-    std::pin::Pin::new(&mut stream)
-        .connect()
-        .await
-        .map_err(|e| format!("TLS handshake: {e}"))?;
+    let handshake = std::pin::Pin::new(&mut stream).connect().await;
+    handshake.map_err(|e| tls.handshake_error(stream.ssl(), &e))?;
     Ok(Box::new(stream))
 }
 
@@ -380,9 +650,18 @@ async fn connect(
     let (mut rd, mut writer) = tokio::io::split(io);
     let mut properties = Properties::default();
     if version.is_v5() {
-        // A persistent bridge session outlives the connection, as 3.1.1's clean session 0.
-        properties.session_expiry_interval = (!cfg.cleansession).then_some(u32::MAX);
-        properties.receive_maximum = Some(broker.settings.max_inflight.max(1));
+        // Without bridge_session_expiry_interval, a persistent bridge session outlives the
+        // connection, as 3.1.1's clean session 0 does.
+        properties.session_expiry_interval = cfg
+            .session_expiry_interval
+            .or((!cfg.cleansession).then_some(u32::MAX))
+            .filter(|&s| s != 0);
+        properties.receive_maximum = Some(
+            cfg.receive_maximum
+                .unwrap_or(broker.settings.max_inflight)
+                .max(1),
+        );
+        properties.topic_alias_maximum = Some(cfg.max_topic_alias).filter(|&n| n != 0);
         if broker.settings.max_packet_size < MQTT_MAX_PACKET {
             properties.maximum_packet_size = Some(broker.settings.max_packet_size);
         }
@@ -462,6 +741,8 @@ async fn connect(
         keep_alive: p.server_keep_alive.unwrap_or(cfg.keepalive_interval),
         notify_id: None,
         pending_subs: Vec::new(),
+        ticket: 0,
+        in_aliases: std::collections::HashMap::new(),
         last_received: now,
         last_sent: now,
         last_ping: now,
@@ -538,9 +819,13 @@ impl Remote {
         encode_packet(packet, self.version, &mut self.wbuf);
     }
 
-    async fn flush(&mut self) -> Result<(), String> {
+    async fn flush(&mut self, broker: &Broker) -> Result<(), String> {
         if self.wbuf.is_empty() {
             return Ok(());
+        }
+        // The write barrier: nothing leaves before what it depends on is stored.
+        if let Some(p) = broker.persist.as_ref().filter(|_| self.ticket != 0) {
+            p.wait(std::mem::take(&mut self.ticket)).await;
         }
         self.writer
             .write_all(&self.wbuf)
@@ -672,12 +957,34 @@ impl Remote {
             let Some(mut delivery) = st.pop_delivery() else {
                 break;
             };
+            let persist = broker.persist.as_ref().filter(|_| delivery.seq != 0);
+            let forget = |persist: Option<&crate::persist::Persist>, seq: u64| {
+                persist.map_or(0, |p| {
+                    p.submit(Op::RemoveDelivery {
+                        client_id: spec.local_id.to_string(),
+                        seq,
+                    })
+                })
+            };
             if delivery.msg.is_expired(now) {
+                self.ticket = self.ticket.max(forget(persist, delivery.seq));
                 continue;
             }
-            let Some(topic) = spec.maps.to_remote(&delivery.msg.topic) else {
+            let own_state = spec.config.notifications
+                && *delivery.msg.topic == *spec.notification_topic
+                && delivery.msg.publisher.is_none();
+            let Some(topic) = spec
+                .maps
+                .to_remote(&delivery.msg.topic)
+                .filter(|_| !own_state)
+            else {
+                self.ticket = self.ticket.max(forget(persist, delivery.seq));
                 continue;
             };
+            if local.acl.is_some() && !local.may(&delivery.msg.topic, Access::Read) {
+                self.ticket = self.ticket.max(forget(persist, delivery.seq));
+                continue;
+            }
             delivery.qos = delivery.qos.min(self.max_qos);
             delivery.retain =
                 delivery.retain && spec.config.outgoing_retain && self.retain_available;
@@ -698,6 +1005,7 @@ impl Remote {
                     "Bridge {}: dropped message on '{topic}': larger than the maximum packet size.",
                     spec.config.name
                 );
+                self.ticket = self.ticket.max(forget(persist, delivery.seq));
                 continue;
             }
             if delivery.qos == QoS::AtMostOnce {
@@ -708,6 +1016,16 @@ impl Remote {
             let Some(id) = st.next_packet_id() else {
                 break;
             };
+            if let Some(p) = persist {
+                // Stored before the PUBLISH leaves (see `flush`): a resend after a restart
+                // of the broker carries the same packet id.
+                self.ticket = self.ticket.max(p.submit(Op::UpdateDelivery {
+                    client_id: spec.local_id.to_string(),
+                    seq: delivery.seq,
+                    packet_id: Some(id),
+                    state: 1,
+                }));
+            }
             out.packet_id = id;
             encode_publish(&out, self.version, &mut self.wbuf);
             let state = if delivery.qos == QoS::AtLeastOnce {
@@ -739,7 +1057,9 @@ impl Remote {
                     let mut st = local.session.state.lock();
                     if st.inflight.get(&r.packet_id).map(|f| f.state) == Some(OutState::AwaitPubAck)
                     {
-                        st.remove_inflight(r.packet_id);
+                        let done = st.remove_inflight(r.packet_id);
+                        drop(st);
+                        local.delivery_done(done);
                     }
                 }
                 Ok(())
@@ -750,16 +1070,29 @@ impl Remote {
                     match st.inflight.get_mut(&r.packet_id) {
                         Some(f) if f.state == OutState::AwaitPubRec && r.reason < 0x80 => {
                             f.state = OutState::AwaitPubComp;
-                            true
+                            Some(f.delivery.seq)
                         }
                         Some(f) if f.state == OutState::AwaitPubRec => {
-                            st.remove_inflight(r.packet_id);
-                            false
+                            let done = st.remove_inflight(r.packet_id);
+                            drop(st);
+                            local.delivery_done(done);
+                            None
                         }
-                        _ => false,
+                        _ => None,
                     }
                 };
-                if release {
+                if let Some(seq) = release {
+                    // A restart resends PUBREL, not the message.
+                    if seq != 0 {
+                        let packet_id = r.packet_id;
+                        self.ticket =
+                            self.ticket.max(local.store(|client_id| Op::UpdateDelivery {
+                                client_id,
+                                seq,
+                                packet_id: Some(packet_id),
+                                state: 2,
+                            }));
+                    }
                     self.send(&Packet::PubRel(PubResp::new(r.packet_id)));
                 }
                 Ok(())
@@ -767,12 +1100,20 @@ impl Remote {
             Packet::PubComp(r) => {
                 let mut st = local.session.state.lock();
                 if st.inflight.get(&r.packet_id).map(|f| f.state) == Some(OutState::AwaitPubComp) {
-                    st.remove_inflight(r.packet_id);
+                    let done = st.remove_inflight(r.packet_id);
+                    drop(st);
+                    local.delivery_done(done);
                 }
                 Ok(())
             }
             Packet::PubRel(r) => {
-                local.session.state.lock().inbound_qos2.remove(&r.packet_id);
+                if local.session.state.lock().inbound_qos2.remove(&r.packet_id) {
+                    let packet_id = r.packet_id;
+                    local.store(|client_id| Op::RemoveInboundQos2 {
+                        client_id,
+                        packet_id,
+                    });
+                }
                 self.send(&Packet::PubComp(PubResp::new(r.packet_id)));
                 Ok(())
             }
@@ -820,10 +1161,34 @@ impl Remote {
     ) -> Result<(), String> {
         let now = Instant::now();
         self.last_traffic = now;
+        let mut p = p;
+        if let Some(alias) = p.properties.topic_alias.take() {
+            if alias == 0 || alias > spec.config.max_topic_alias {
+                return Err(format!("topic alias {alias} out of range"));
+            }
+            if p.topic.is_empty() {
+                p.topic = self
+                    .in_aliases
+                    .get(&alias)
+                    .cloned()
+                    .ok_or_else(|| format!("unknown topic alias {alias}"))?;
+            } else {
+                self.in_aliases.insert(alias, p.topic.clone());
+            }
+        }
         let duplicate = p.qos == QoS::ExactlyOnce
             && !local.session.state.lock().inbound_qos2.insert(p.packet_id);
         let mut ticket = 0;
+        if p.qos == QoS::ExactlyOnce && !duplicate {
+            // Exactly once across a restart: the id is stored before the message is routed.
+            let packet_id = p.packet_id;
+            ticket = local.store(|client_id| Op::AddInboundQos2 {
+                client_id,
+                packet_id,
+            });
+        }
         match spec.maps.to_local(&p.topic) {
+            Some(topic) if !duplicate && !local.may(&topic, Access::Write) => {}
             Some(topic) if !duplicate => {
                 let msg = Message::new(
                     topic.into(),
@@ -834,7 +1199,7 @@ impl Remote {
                     now,
                     Some(Arc::clone(&spec.local_id)),
                 );
-                ticket = broker.publish_stored(&Arc::new(msg), now).1;
+                ticket = ticket.max(broker.publish_stored(&Arc::new(msg), now).1);
             }
             Some(_) => {}
             None => tracing::debug!(
@@ -857,12 +1222,12 @@ impl Remote {
     }
 
     /// A clean end: the will is not published after DISCONNECT, so the `0` goes first.
-    async fn goodbye(&mut self, spec: &BridgeSpec) {
+    async fn goodbye(&mut self, broker: &Broker, spec: &BridgeSpec) {
         if notifications::on_remote(spec) {
             self.send(&Packet::Publish(notifications::remote_down(spec)));
         }
         self.send(&Packet::Disconnect(Default::default()));
-        let _ = tokio::time::timeout(Duration::from_secs(1), self.flush()).await;
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.flush(broker)).await;
     }
 
     /// Moves messages both ways until the connection ends.
@@ -871,10 +1236,12 @@ impl Remote {
         broker: &Arc<Broker>,
         spec: &Arc<BridgeSpec>,
         local: &mut LocalSide,
-        shutdown: &mut watch::Receiver<bool>,
+        signals: &mut Signals<'_>,
+        primary: Option<&BridgeAddress>,
     ) -> End {
         let cfg = &spec.config;
         tracing::info!("Bridge {} connected.", cfg.name);
+        let mut primary_back = PrimaryProbe::start(spec, primary);
         local.online();
         if !self.session_present {
             local.session.state.lock().inbound_qos2.clear();
@@ -890,16 +1257,17 @@ impl Remote {
             }
             // A remote that stops reading is lost after WRITE_TIMEOUT; shutdown does not wait.
             let flushed = tokio::select! {
-                r = tokio::time::timeout(WRITE_TIMEOUT, self.flush()) => {
+                r = tokio::time::timeout(WRITE_TIMEOUT, self.flush(broker)) => {
                     r.unwrap_or_else(|_| Err("write timed out".into()))
                 }
-                _ = shutdown.changed() => break End::Shutdown,
+                e = signals.next(true) => break End::Exit(e),
             };
             if let Err(e) = flushed {
                 break End::Lost(e);
             }
             let now = Instant::now();
-            if now.duration_since(self.last_received) > keep_alive + keep_alive / 2 {
+            let silent_limit = keep_alive + keep_alive / 2;
+            if now.duration_since(self.last_received) >= silent_limit {
                 break End::Lost("keepalive timeout".into());
             }
             if let Some(idle) = idle {
@@ -908,7 +1276,7 @@ impl Remote {
                     st.queue.is_empty() && st.inflight.is_empty()
                 };
                 if empty && now.duration_since(self.last_traffic) >= idle {
-                    self.goodbye(spec).await;
+                    self.goodbye(broker, spec).await;
                     break End::Idle;
                 }
             }
@@ -926,17 +1294,122 @@ impl Remote {
                     None => break End::Lost("connection closed".into()),
                 },
                 _ = local.session.wake.notified() => {}
+                _ = primary_back.returned() => {
+                    self.goodbye(broker, spec).await;
+                    break End::Lost("the primary address is reachable again".into());
+                }
+                // Wakes the check above when the remote has been silent too long.
+                _ = tokio::time::sleep_until((self.last_received + silent_limit).into()) => {}
                 _ = tokio::time::sleep_until(ping_at.into()) => {
                     self.send(&Packet::PingReq);
                     self.last_ping = Instant::now();
                 }
                 _ = tokio::time::sleep(Duration::from_secs(1)), if idle.is_some() => {}
-                _ = shutdown.changed() => {
-                    self.goodbye(spec).await;
-                    break End::Shutdown;
+                e = signals.next(true) => {
+                    self.goodbye(broker, spec).await;
+                    break End::Exit(e);
                 }
             }
         };
         end
+    }
+}
+
+/// Mosquitto's primary check: while a bridge without `round_robin` is on a backup address,
+/// a TCP connection to the primary is tried every few seconds; once one succeeds the bridge
+/// leaves the backup and reconnects to the primary.
+struct PrimaryProbe(
+    Option<(
+        tokio::task::JoinHandle<()>,
+        tokio::sync::oneshot::Receiver<()>,
+    )>,
+);
+
+/// Time between two attempts on the primary (Mosquitto: 5 seconds).
+const PRIMARY_PROBE_EVERY: Duration = Duration::from_secs(5);
+
+impl PrimaryProbe {
+    fn start(spec: &Arc<BridgeSpec>, primary: Option<&BridgeAddress>) -> PrimaryProbe {
+        let Some(primary) = primary.cloned() else {
+            return PrimaryProbe(None);
+        };
+        let spec = Arc::clone(spec);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(PRIMARY_PROBE_EVERY).await;
+                let attempt = tokio::time::timeout(PRIMARY_PROBE_EVERY, tcp(&spec, &primary));
+                if let Ok(Ok(_)) = attempt.await {
+                    let _ = tx.send(());
+                    return;
+                }
+            }
+        });
+        PrimaryProbe(Some((task, rx)))
+    }
+
+    /// Resolves once the primary accepted a connection; never without a probe.
+    async fn returned(&mut self) {
+        let Some((_, rx)) = &mut self.0 else {
+            return std::future::pending().await;
+        };
+        let reached = rx.await.is_ok();
+        // A finished receiver must not be polled again.
+        if let Some((task, _)) = self.0.take() {
+            task.abort();
+        }
+        if !reached {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+impl Drop for PrimaryProbe {
+    fn drop(&mut self) {
+        if let Some((task, _)) = &self.0 {
+            task.abort();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use midge_core::config::BridgeConfig;
+
+    #[tokio::test]
+    async fn tcp_keepalive_and_user_timeout_reach_the_socket() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let stream = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let sock = socket2::SockRef::from(&stream);
+        assert!(!sock.keepalive().unwrap());
+        let cfg = BridgeConfig {
+            tcp_keepalive: Some((30, 7, 4)),
+            tcp_user_timeout: Some(12_000),
+            ..BridgeConfig::new("t", 1, "test.conf")
+        };
+        socket_options(&stream, &cfg).unwrap();
+        assert!(sock.keepalive().unwrap());
+        assert_eq!(sock.keepalive_time().unwrap(), Duration::from_secs(30));
+        assert_eq!(sock.keepalive_interval().unwrap(), Duration::from_secs(7));
+        assert_eq!(sock.keepalive_retries().unwrap(), 4);
+        assert_eq!(
+            sock.tcp_user_timeout().unwrap(),
+            Some(Duration::from_millis(12_000))
+        );
+    }
+
+    #[tokio::test]
+    async fn without_the_options_the_socket_keeps_the_system_defaults() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let stream = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        socket_options(&stream, &BridgeConfig::new("t", 1, "test.conf")).unwrap();
+        let sock = socket2::SockRef::from(&stream);
+        assert!(!sock.keepalive().unwrap());
+        assert_eq!(sock.tcp_user_timeout().unwrap(), None);
     }
 }

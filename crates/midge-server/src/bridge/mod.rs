@@ -17,9 +17,11 @@ use std::sync::Arc;
 
 use midge_core::bridge_topics::TopicMaps;
 use midge_core::config::{BridgeConfig, Config};
+use parking_lot::Mutex;
 use tokio::sync::watch;
 
 use crate::broker::Broker;
+use crate::policy::PolicyHandle;
 
 /// One bridge, ready to run: its configuration and what start-up worked out from it.
 pub(crate) struct BridgeSpec {
@@ -68,17 +70,152 @@ impl Bridges {
         }
         Ok(Bridges(specs))
     }
+}
 
-    /// Starts every bridge; each runs until `shutdown` turns true.
-    pub(crate) fn spawn(
-        self,
+/// What a running bridge is told by a reload.
+#[derive(Clone)]
+pub(crate) enum Control {
+    Run,
+    /// The bridge's configuration changed: apply it now (`bridge_reload_type immediate`, or
+    /// when not connected) or at the next reconnection (`lazy`).
+    Replace(Arc<BridgeSpec>),
+    /// The bridge is no longer configured.
+    Stop,
+}
+
+/// Why a bridge's run ended.
+pub(crate) enum Exit {
+    Shutdown,
+    Removed,
+    Replace(Arc<BridgeSpec>),
+}
+
+struct Running {
+    spec: Arc<BridgeSpec>,
+    control: watch::Sender<Control>,
+}
+
+/// The bridges of a broker: started with it, changed by reloads.
+pub(crate) struct BridgeSet {
+    broker: Arc<Broker>,
+    /// The ACLs `local_username` is checked against (the broker-wide security; none with
+    /// `per_listener_settings true`, where no listener's ACLs apply to a bridge).
+    acl: Option<Arc<PolicyHandle>>,
+    shutdown: watch::Receiver<bool>,
+    running: Mutex<Vec<Running>>,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+impl BridgeSet {
+    pub(crate) fn new(
         broker: &Arc<Broker>,
-        shutdown: &watch::Sender<bool>,
-    ) -> Vec<tokio::task::JoinHandle<()>> {
-        self.0
-            .into_iter()
-            .map(|spec| tokio::spawn(client::run(spec, Arc::clone(broker), shutdown.subscribe())))
-            .collect()
+        acl: Option<Arc<PolicyHandle>>,
+        shutdown: watch::Receiver<bool>,
+    ) -> BridgeSet {
+        BridgeSet {
+            broker: Arc::clone(broker),
+            acl,
+            shutdown,
+            running: Mutex::new(Vec::new()),
+            tasks: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Starts `bridges` (at start-up).
+    pub(crate) fn start(&self, bridges: Bridges) {
+        for spec in bridges.0 {
+            self.spawn(spec);
+        }
+    }
+
+    /// The tasks to wait for at shutdown.
+    pub(crate) fn take_tasks(&self) -> Vec<tokio::task::JoinHandle<()>> {
+        std::mem::take(&mut *self.tasks.lock())
+    }
+
+    fn spawn(&self, spec: Arc<BridgeSpec>) {
+        if spec.config.local_username.is_some() && self.acl.is_none() {
+            tracing::warn!(
+                "Bridge {}: local_username is not checked against any ACL with per_listener_settings true.",
+                spec.config.name
+            );
+        }
+        let (control, rx) = watch::channel(Control::Run);
+        let task = tokio::spawn(supervise(
+            Arc::clone(&spec),
+            Arc::clone(&self.broker),
+            self.acl.clone(),
+            rx,
+            self.shutdown.clone(),
+        ));
+        self.tasks.lock().push(task);
+        self.running.lock().push(Running { spec, control });
+    }
+
+    /// Applies the bridges of a re-read configuration: new ones start, removed ones stop,
+    /// changed ones restart with their new settings (`bridge_reload_type`). A configuration
+    /// whose bridges cannot be prepared (a TLS file, say) changes nothing.
+    pub(crate) fn reload(&self, config: &Config) -> Vec<String> {
+        let new = match Bridges::prepare(config) {
+            Ok(b) => b,
+            Err(e) => return vec![format!("{e} (keeping the previous bridges)")],
+        };
+        let mut running = self.running.lock();
+        running.retain(|r| {
+            let kept = new.0.iter().any(|s| s.config.name == r.spec.config.name);
+            if !kept {
+                tracing::info!("Bridge {} removed by the reload.", r.spec.config.name);
+                let _ = r.control.send(Control::Stop);
+            }
+            kept
+        });
+        let mut added = Vec::new();
+        for spec in new.0 {
+            match running
+                .iter_mut()
+                .find(|r| r.spec.config.name == spec.config.name)
+            {
+                Some(r) if r.spec.config == spec.config => {}
+                Some(r) => {
+                    tracing::info!("Bridge {} changed by the reload.", spec.config.name);
+                    r.spec = Arc::clone(&spec);
+                    let _ = r.control.send(Control::Replace(spec));
+                }
+                None => added.push(spec),
+            }
+        }
+        drop(running);
+        for spec in added {
+            tracing::info!("Bridge {} added by the reload.", spec.config.name);
+            self.spawn(spec);
+        }
+        Vec::new()
+    }
+}
+
+/// Runs one bridge through its configurations until it is removed or the broker stops.
+async fn supervise(
+    mut spec: Arc<BridgeSpec>,
+    broker: Arc<Broker>,
+    acl: Option<Arc<PolicyHandle>>,
+    mut control: watch::Receiver<Control>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let mut signals = client::Signals::new(&mut control, &mut shutdown);
+        match client::run(Arc::clone(&spec), &broker, acl.clone(), &mut signals).await {
+            Exit::Shutdown => return,
+            Exit::Removed => {
+                client::forget_local_session(&broker, &spec);
+                return;
+            }
+            Exit::Replace(new) => {
+                if new.local_id != spec.local_id {
+                    client::forget_local_session(&broker, &spec);
+                }
+                spec = new;
+            }
+        }
     }
 }
 

@@ -18,8 +18,10 @@ fn payload(up: bool) -> Bytes {
     Bytes::from_static(if up { b"1" } else { b"0" })
 }
 
-/// Publishes the bridge's state in the local broker. The bridge's own client id is the
-/// publisher, so the bridge's local subscriptions (no-local) never send it back out.
+/// Publishes the bridge's state in the local broker, as the broker's own message (no
+/// publisher): `check_retain_source` then lets subscribers allowed to read it get it
+/// retained, which a `$SYS` topic "published" by a client would fail. The bridge itself
+/// never forwards its own state (see `client::Remote::fill`).
 pub(crate) fn publish_local(broker: &Broker, spec: &BridgeSpec, up: bool) {
     if !spec.config.notifications {
         return;
@@ -32,7 +34,7 @@ pub(crate) fn publish_local(broker: &Broker, spec: &BridgeSpec, up: bool) {
         true,
         Properties::default(),
         now,
-        Some(Arc::clone(&spec.local_id)),
+        None,
     );
     broker.publish(&Arc::new(msg), now);
 }

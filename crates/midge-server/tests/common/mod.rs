@@ -5,6 +5,9 @@
 //! expected, so a broker that hangs makes a test fail, never stall.
 #![allow(dead_code)]
 
+/// A fake remote broker for bridge tests.
+pub mod peer;
+
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Duration;
