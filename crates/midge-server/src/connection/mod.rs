@@ -149,12 +149,18 @@ impl Connection {
             return close;
         }
         loop {
-            if let Err(close) = self.fill() {
-                return close;
-            }
+            let more = match self.fill() {
+                Ok(more) => more,
+                Err(close) => return close,
+            };
             if let Err(close) = self.try_flush() {
                 return close;
             }
+            // The buffer stopped at its high-water mark with deliveries left in the queue
+            // and the socket took all of it: fill again. No wake-up would come for them (a
+            // burst pushed at once, such as the retained messages of one SUBSCRIBE, wakes
+            // the task once), so waiting here would stall them until the next packet.
+            let refill = more && self.wbuf.is_empty();
             // Over its publish rate: not read from until the pause ends (TCP pushes back).
             let paused = self.rate.as_ref().and_then(|r| r.paused_until);
             let mut pause = paused.map(|until| Box::pin(tokio::time::sleep_until(until)));
@@ -176,6 +182,7 @@ impl Connection {
                     Err(e) => return Close::Io(e),
                 },
                 _ = session.wake.notified() => Event::Wake,
+                () = std::future::ready(()), if refill => Event::Refill,
                 () = async {
                     if let Some(p) = pause.as_mut() {
                         p.await;
@@ -211,6 +218,12 @@ impl Connection {
                 },
                 Event::Writable => self.try_flush(),
                 Event::Wake => Ok(()),
+                Event::Refill => {
+                    // Always ready: spend budget so that a long queue does not keep this
+                    // worker from the other connections.
+                    tokio::task::consume_budget().await;
+                    Ok(())
+                }
                 Event::Resume => self.handle_buffered(),
                 Event::KeepAlive => {
                     let deadline = self.keepalive_deadline();
@@ -405,6 +418,8 @@ enum Event {
     Readable,
     Writable,
     Wake,
+    /// Deliveries are left in the queue after the write buffer went out: fill it again.
+    Refill,
     /// A publish-rate pause ended: handle what waited in the read buffer.
     Resume,
     KeepAlive,

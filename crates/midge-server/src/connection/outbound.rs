@@ -14,8 +14,11 @@ use crate::session::{Delivery, OutFlight, OutState};
 use crate::store::Op;
 
 impl Connection {
-    /// Encodes every delivery the window allows into the write buffer.
-    pub(super) fn fill(&mut self) -> Result<(), Close> {
+    /// Encodes every delivery the window allows into the write buffer. Returns whether it
+    /// stopped at the write buffer's high-water mark with deliveries still queued: nothing
+    /// will wake the connection for those, so it must come back for them once the buffer
+    /// has gone out.
+    pub(super) fn fill(&mut self) -> Result<bool, Close> {
         let session = Arc::clone(&self.session);
         let mut st = session.state.lock();
         if st.ended || st.generation != self.generation {
@@ -108,6 +111,7 @@ impl Connection {
                 st.add_inflight(packet_id, OutFlight { delivery, state });
             }
         }
+        let more = self.wbuf.len() >= WRITE_HIGH_WATER && !st.queue.is_empty();
         drop(st);
         self.after_store(stored);
         if sent != 0 {
@@ -116,7 +120,7 @@ impl Connection {
             metrics.add(Counter::PublishSent, sent);
             metrics.add(Counter::PublishBytesSent, sent_bytes);
         }
-        Ok(())
+        Ok(more)
     }
 
     /// On session resumption, resends every unacknowledged message with DUP set, and PUBREL

@@ -5,6 +5,7 @@
 
 pub mod broker;
 pub mod dynsec;
+pub mod proc;
 pub mod raw;
 pub mod tls;
 
