@@ -20,8 +20,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use midge_proto::QoS;
 
 use crate::message::Message;
-use crate::session::Delivery;
-use crate::store::{Durability, Op, Snapshot, Store, StoredDelivery, StoredMessage, StoredWill};
+use crate::session::{Delivery, SubEntry};
+use crate::store::{
+    Durability, Op, Snapshot, Store, StoredDelivery, StoredMessage, StoredSubscription, StoredWill,
+};
 
 /// The open store and the counters new records are numbered from.
 pub struct Persist {
@@ -87,6 +89,18 @@ impl Persist {
     /// Resolves once `ticket` is committed.
     pub async fn wait(&self, ticket: u64) {
         self.store.wait(ticket).await;
+    }
+
+    /// Stores one subscription of `client_id`; returns the ticket.
+    pub fn add_subscription(&self, client_id: &str, filter: &str, entry: &SubEntry) -> u64 {
+        self.submit(Op::AddSubscription {
+            client_id: client_id.to_owned(),
+            sub: StoredSubscription {
+                filter: filter.to_owned(),
+                options: options_byte(&entry.options),
+                identifier: entry.id,
+            },
+        })
     }
 
     /// A handle on the same store, for closing it off the async threads.

@@ -28,7 +28,7 @@ use crate::message::Message;
 use crate::policy::PolicyHandle;
 use crate::session::{OutFlight, OutState, Session, SubEntry};
 use crate::settings::MQTT_MAX_PACKET;
-use crate::store::{Op, StoredSubscription};
+use crate::store::Op;
 use midge_core::acl::Access;
 
 /// Time allowed for TCP + TLS + CONNACK.
@@ -386,14 +386,7 @@ impl LocalSide {
             let mut st = attached.session.state.lock();
             let new = st.subscriptions.insert(filter.clone(), entry) != Some(entry);
             if let Some(p) = self.broker.persist.as_ref().filter(|_| st.persisted && new) {
-                p.submit(Op::AddSubscription {
-                    client_id: self.spec.local_id.to_string(),
-                    sub: StoredSubscription {
-                        filter,
-                        options: crate::persist::options_byte(&entry.options),
-                        identifier: None,
-                    },
-                });
+                p.add_subscription(&self.spec.local_id, &filter, &entry);
             }
         }
         self.session = attached.session;
@@ -427,14 +420,7 @@ impl LocalSide {
             protocol: 4,
         });
         for (filter, entry) in &st.subscriptions {
-            p.submit(Op::AddSubscription {
-                client_id: client_id.clone(),
-                sub: StoredSubscription {
-                    filter: filter.clone(),
-                    options: crate::persist::options_byte(&entry.options),
-                    identifier: entry.id,
-                },
-            });
+            p.add_subscription(&client_id, filter, entry);
         }
         st.persisted = true;
     }

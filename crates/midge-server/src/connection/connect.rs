@@ -24,7 +24,7 @@ use crate::metrics::Counter;
 use crate::policy::Policy;
 use crate::session::Identity;
 use crate::settings::{MQTT_MAX_PACKET, PRE_CONNECT_MAX_PACKET};
-use crate::store::{Op, StoredSubscription};
+use crate::store::Op;
 use crate::stream::Stream;
 
 /// Bytes asked of the kernel per read before CONNECT has arrived.
@@ -559,14 +559,7 @@ fn store_session(
     if !st.persisted {
         // A session resumed from memory that was not stored before: its subscriptions too.
         for (filter, entry) in &st.subscriptions {
-            p.submit(Op::AddSubscription {
-                client_id: client_id.clone(),
-                sub: StoredSubscription {
-                    filter: filter.clone(),
-                    options: crate::persist::options_byte(&entry.options),
-                    identifier: entry.id,
-                },
-            });
+            p.add_subscription(&client_id, filter, entry);
         }
     }
     let now = Instant::now();

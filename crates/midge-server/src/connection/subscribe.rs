@@ -11,9 +11,8 @@ use midge_proto::{
 
 use super::Connection;
 use crate::metrics::Counter;
-use crate::persist;
 use crate::session::{Delivery, SubEntry};
-use crate::store::{Op, StoredSubscription};
+use crate::store::Op;
 
 impl Connection {
     /// The filter as the broker stores it: under the listener's mount point, if any
@@ -69,14 +68,7 @@ impl Connection {
                 st.persisted
             };
             if let Some(p) = self.broker.persist.as_ref().filter(|_| persisted) {
-                let ticket = p.submit(Op::AddSubscription {
-                    client_id: self.client_id.to_string(),
-                    sub: StoredSubscription {
-                        filter: filter.clone(),
-                        options: persist::options_byte(&entry.options),
-                        identifier: entry.id,
-                    },
-                });
+                let ticket = p.add_subscription(&self.client_id, &filter, &entry);
                 stored = stored.max(ticket);
             }
             codes.push(granted as u8);
