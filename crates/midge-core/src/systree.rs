@@ -43,6 +43,9 @@ pub struct Sample {
     pub auth_failures: u64,
     pub acl_denials: u64,
     pub tls_handshake_failures: u64,
+    /// Heap bytes in use now and at most since start, when the process counts them
+    /// (`$SYS/broker/heap/current`, `$SYS/broker/heap/maximum`).
+    pub heap: Option<(u64, u64)>,
 }
 
 /// The windows of Mosquitto's load averages, in seconds.
@@ -145,6 +148,10 @@ impl SysTree {
             ("publish/bytes/received", n(s.publish_bytes_received)),
             ("publish/bytes/sent", n(s.publish_bytes_sent)),
         ];
+        if let Some((current, maximum)) = s.heap {
+            v.push(("heap/current", n(current)));
+            v.push(("heap/maximum", n(maximum)));
+        }
         v.drain(..)
             .map(|(t, text)| (format!("$SYS/broker/{t}"), text))
             .collect()
@@ -223,6 +230,19 @@ mod tests {
             Some("0.00")
         );
         assert_eq!(all.len(), 25 + 9 * 3);
+        assert_eq!(value(&all, "$SYS/broker/heap/current"), None);
+    }
+
+    #[test]
+    fn heap_topics_appear_when_the_heap_is_counted() {
+        let mut tree = SysTree::new("v");
+        let sample = Sample {
+            heap: Some((33256, 34408)),
+            ..Sample::default()
+        };
+        let all = tree.update(0.0, &sample);
+        assert_eq!(value(&all, "$SYS/broker/heap/current"), Some("33256"));
+        assert_eq!(value(&all, "$SYS/broker/heap/maximum"), Some("34408"));
     }
 
     #[test]

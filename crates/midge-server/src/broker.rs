@@ -484,6 +484,7 @@ impl Broker {
             auth_failures: m.get(Counter::AuthFailures),
             acl_denials: m.get(Counter::AclDenials),
             tls_handshake_failures: m.get(Counter::TlsHandshakeFailures),
+            heap: crate::heap::usage().map(|(c, m)| (c as u64, m as u64)),
             ..Default::default()
         };
         let sessions: Vec<Arc<Session>> = self.sessions.lock().values().cloned().collect();

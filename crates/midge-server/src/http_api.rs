@@ -318,7 +318,17 @@ impl prometheus_client::collector::Collector for Collector {
                 s.messages_stored_bytes,
             ),
         ];
-        for (name, help, value) in gauges {
+        let heap = s.heap.map(|(current, maximum)| {
+            [
+                ("midge_heap_bytes", "Heap bytes in use", current),
+                (
+                    "midge_heap_maximum_bytes",
+                    "Most heap bytes in use since start",
+                    maximum,
+                ),
+            ]
+        });
+        for (name, help, value) in gauges.into_iter().chain(heap.into_iter().flatten()) {
             let m = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
             ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX)).encode(m)?;
         }

@@ -15,6 +15,7 @@ mod bridge;
 pub mod broker;
 mod connection;
 pub mod dynsec;
+pub mod heap;
 pub mod http_api;
 mod listener;
 pub mod listener_ctx;

@@ -243,6 +243,11 @@ impl Server {
             (None, None)
         };
         let bridges = crate::bridge::Bridges::prepare(config).map_err(ServerError::Bridge)?;
+        if config.memory_limit != 0 && crate::heap::usage().is_none() {
+            tracing::warn!(
+                "memory_limit is set but this process does not count its heap (only the midge binary does): it does not apply."
+            );
+        }
         let audit = match &config.audit_log {
             Some(path) => Some(
                 crate::audit::Audit::open(std::path::Path::new(path))

@@ -28,6 +28,9 @@ pub struct Settings {
     pub max_inflight: u16,
     /// `max_inflight_bytes`: payload bytes of QoS 1/2 messages in flight per client; 0 = no limit.
     pub max_inflight_bytes: usize,
+    /// `memory_limit`: heap bytes beyond which new messages and connections are refused
+    /// (see `crate::heap`); 0 = none.
+    pub memory_limit: u64,
     pub queue: QueueLimits,
     /// `upgrade_outgoing_qos`: deliver at the subscription's QoS even when the message was
     /// published at a lower one (non-standard, as in Mosquitto).
@@ -66,6 +69,7 @@ impl Settings {
             (a, b) => a.or(b),
         };
         Settings {
+            memory_limit: config.memory_limit,
             max_keepalive: config.max_keepalive,
             max_packet_size,
             max_payload,

@@ -12,6 +12,10 @@ use clap::Parser;
 use midge_core::config::{self, Config, ListenerConfig};
 use midge_server::Server;
 
+/// Counts the heap in use: `memory_limit` and `$SYS/broker/heap/*` read it.
+#[global_allocator]
+static HEAP: midge_server::heap::CountingAlloc = midge_server::heap::CountingAlloc;
+
 /// Midge MQTT broker. Reads mosquitto.conf files unchanged.
 #[derive(Parser, Debug)]
 #[command(name = "midge", version, about)]
@@ -45,6 +49,7 @@ fn main() -> ExitCode {
     if std::env::args_os().nth(1).is_some_and(|a| a == "ctrl") {
         return ctrl::main(std::env::args_os().skip(2).collect());
     }
+    midge_server::heap::counting_installed();
     let cli = Cli::parse();
     // stderr in Mosquitto's line format until the configuration's own options apply.
     let logging = logging::Logging::install(cli.verbose);

@@ -420,8 +420,14 @@ impl Client {
 
     /// PUBLISH; at QoS 1 waits for the PUBACK and returns its reason (0 when absent).
     fn publish(&mut self, topic: &[u8], payload: &[u8], qos: u8) -> u8 {
+        self.publish_flags(topic, payload, qos, false)
+    }
+
+    /// As [`Client::publish`], with the retain flag.
+    fn publish_flags(&mut self, topic: &[u8], payload: &[u8], qos: u8, retain: bool) -> u8 {
         let id = if qos > 0 { self.packet_id() } else { 0 };
-        let bytes = publish_bytes(self.v5, topic, payload, qos, id);
+        let mut bytes = Vec::new();
+        put_publish_flags(&mut bytes, self.v5, topic, payload, qos, id, retain);
         self.send(&bytes);
         if qos == 0 {
             return 0;
@@ -1430,4 +1436,105 @@ fn offline_qos0_backlog_larger_than_the_write_buffer_is_delivered_in_full() {
     assert!(c.try_publish(QUIET).is_none(), "backlog: more than {N}");
     b.print_mem("QoS 0 backlog of 2 MiB delivered", before);
     b.assert_healthy("backlog");
+}
+
+// =======================================================================================
+// memory_limit
+// =======================================================================================
+
+/// `$SYS/broker/heap/current`, as published (the `midge` binary counts its heap).
+fn heap_current(port: u16) -> u64 {
+    let mut c = Client::ok(port, false, "heap-reader");
+    assert_eq!(c.subscribe(&[(b"$SYS/broker/heap/current", 0)]), [0]);
+    let p = c.expect_publish();
+    let text = String::from_utf8(p.payload).expect("heap size text");
+    c.disconnect();
+    text.parse()
+        .unwrap_or_else(|_| panic!("heap size '{text}'"))
+}
+
+/// The CONNACK's return code (3.1.1) or reason code (MQTT 5) for a new client.
+fn connack_code(port: u16, v5: bool, id: &str) -> u8 {
+    let mut w = Wire::open(port);
+    w.send(&connect_bytes(v5, id, true, 0));
+    let ack = w.recv_within(WAIT).expect("CONNACK");
+    assert_eq!(ack[0], 0x20, "expected CONNACK, got {}", hex(&ack));
+    ack[3]
+}
+
+/// `memory_limit`: once the counted heap is over it, MQTT 5 publishers get PUBACK 0x97
+/// (quota exceeded) and stay connected, MQTT 3.1.1 publishers are disconnected without an
+/// acknowledgement (Mosquitto disconnects the client; the message is sent again later,
+/// not lost), and new connections are refused (CONNACK 0x97 / 3). Removing retained
+/// messages (empty payloads) is still accepted, and once the heap is back under the limit
+/// everything works again.
+#[test]
+fn memory_limit_refuses_new_messages_and_connections_until_memory_is_freed() {
+    let limit: u64 = 24 << 20;
+    let mut b = Broker::start(&format!("memory_limit {limit}\nsys_interval 1\n"));
+    let start = b.mem();
+    let heap = heap_current(b.port);
+    eprintln!("[memory_limit] heap after start-up: {heap} bytes, limit {limit}");
+    assert!(heap > 0 && heap < limit, "heap {heap} at start-up");
+
+    let mut v3 = Client::ok(b.port, false, "v3-publisher");
+    let mut filler = Client::ok(b.port, true, "filler");
+    let payload = vec![b'x'; 256 * 1024];
+    // At most twice the limit in retained payloads before the refusal must have come.
+    let most = (2 * limit / payload.len() as u64) as usize;
+    let mut stored = 0;
+    loop {
+        assert!(
+            stored < most,
+            "no refusal after {stored} × 256 KiB retained"
+        );
+        let topic = format!("fill/{stored}");
+        // 0x10: accepted, no subscriber yet.
+        match filler.publish_flags(topic.as_bytes(), &payload, 1, true) {
+            0 | 0x10 => stored += 1,
+            0x97 => break,
+            other => panic!("PUBACK {other:#04x} for {topic}"),
+        }
+    }
+    eprintln!("[memory_limit] refused after {stored} retained messages of 256 KiB");
+    assert!(stored > 0, "refused before anything was stored");
+    // Still at the limit: the same message again is refused again, and the client stays.
+    assert_eq!(filler.publish_flags(b"fill/again", &payload, 1, true), 0x97);
+
+    // A client holding half of a 4 MiB PUBLISH in the broker's read buffer keeps the heap
+    // over the limit: new clients are refused meanwhile.
+    let mut hog = Client::ok(b.port, false, "hog");
+    let mut partial = vec![0x30];
+    partial.extend(varint(2 + 1 + (4 << 20)));
+    partial.extend(str16(b"h"));
+    partial.resize(partial.len() + (2 << 20), b'h');
+    hog.send(&partial);
+    wait_for("new MQTT 5 clients refused", WAIT, || {
+        connack_code(b.port, true, "late-v5") == 0x97
+    });
+    assert_eq!(connack_code(b.port, false, "late-v3"), 3);
+    v3.send(&publish_bytes(false, b"v3/x", &payload, 1, 7));
+    assert_eq!(
+        v3.end().map(|p| hex(&p)),
+        None,
+        "3.1.1 publisher closed without PUBACK"
+    );
+    drop(hog);
+
+    // Memory is freed: the retained messages go (an empty payload is still accepted).
+    for i in 0..stored {
+        let topic = format!("fill/{i}");
+        let code = filler.publish_flags(topic.as_bytes(), b"", 1, true);
+        assert!(
+            code == 0 || code == 0x10,
+            "PUBACK {code:#04x} removing {topic}"
+        );
+    }
+    wait_for("a new client accepted again", WAIT, || {
+        connack_code(b.port, true, "back-v5") == 0
+    });
+    assert_eq!(filler.publish(b"after/1", b"fine", 1), 0x10);
+    b.assert_healthy("memory_limit, after freeing");
+    // The ceiling: the limit itself plus what the allocator keeps and the process had.
+    b.assert_hwm_growth("memory_limit", start, (limit >> 10) + 16 * MIB);
 }

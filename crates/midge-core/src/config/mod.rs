@@ -112,8 +112,8 @@ pub struct Config {
     /// `queue_qos0_messages` (default false): also queue QoS 0 messages for offline
     /// persistent clients (non-standard).
     pub queue_qos0_messages: bool,
-    /// `memory_limit` (default 0 = unlimited): bytes of heap the broker may use; the client
-    /// whose message would exceed it is disconnected.
+    /// `memory_limit` (default 0 = unlimited): bytes of heap the broker may use; above it new
+    /// connections and messages are refused.
     pub memory_limit: u64,
     /// Midge's `max_connections_per_IP N` (from the seeds): at most N new connections per
     /// source IP address per minute, the excess closed before any MQTT work. `None` (or 0)

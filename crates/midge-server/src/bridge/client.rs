@@ -1147,6 +1147,10 @@ impl Remote {
     ) -> Result<(), String> {
         let now = Instant::now();
         self.last_traffic = now;
+        if !p.payload.is_empty() && crate::heap::over(broker.settings.memory_limit) {
+            // Not acknowledged: the remote sends it again once the connection is back.
+            return Err("memory_limit reached".into());
+        }
         let mut p = p;
         if let Some(alias) = p.properties.topic_alias.take() {
             if alias == 0 || alias > spec.config.max_topic_alias {

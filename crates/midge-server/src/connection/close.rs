@@ -29,6 +29,8 @@ pub enum Close {
     /// Dynamic security closed it: the client was deleted or disabled, or its credentials
     /// or roles changed.
     Kicked,
+    /// `memory_limit` reached while an MQTT 3.x client published.
+    OverMemory,
     Shutdown,
 }
 
@@ -54,6 +56,7 @@ impl Close {
             Close::KeepAlive => Some(reason::KEEP_ALIVE_TIMEOUT),
             Close::TakenOver => Some(reason::SESSION_TAKEN_OVER),
             Close::Kicked => Some(reason::ADMINISTRATIVE_ACTION),
+            Close::OverMemory => Some(reason::QUOTA_EXCEEDED),
             Close::Shutdown => Some(reason::SERVER_SHUTTING_DOWN),
             Close::PeerClosed | Close::Disconnected { .. } | Close::Io(_) => None,
         }
@@ -140,6 +143,9 @@ impl Connection {
             Close::TakenOver => tracing::debug!("Client {id} replaced by a new connection."),
             Close::Kicked => {
                 tracing::info!("Client {id} disconnected by administrative action.")
+            }
+            Close::OverMemory => {
+                tracing::info!("Client {id} disconnected: memory_limit reached.")
             }
             Close::Shutdown => tracing::debug!("Client {id} disconnected: server shutting down."),
         }

@@ -218,6 +218,15 @@ async fn handle_connect(
     let policy = listener.policy.get();
     let who = describe(&connect, &peer);
 
+    if crate::heap::over(settings.memory_limit) {
+        let r = Refusal {
+            v3: v3::SERVER_UNAVAILABLE,
+            v5: reason::QUOTA_EXCEEDED,
+            why: "memory_limit reached",
+        };
+        refuse(&mut stream, version, &r, &who).await;
+        return None;
+    }
     if props.authentication_method.is_some() {
         let r = Refusal {
             v3: v3::NOT_AUTHORIZED,

@@ -86,6 +86,21 @@ impl Connection {
                 p.payload.len()
             );
             reason::PACKET_TOO_LARGE
+        } else if !p.payload.is_empty() && crate::heap::over(settings.memory_limit) {
+            // `memory_limit`: nothing new is taken in (removing a retained message, an
+            // empty payload, still is). MQTT 5 clients are told and stay connected; 3.1.1
+            // clients are disconnected without an acknowledgement, as Mosquitto does, so
+            // that they send the message again later rather than lose it.
+            if !self.version.is_v5() {
+                return Err(Close::OverMemory);
+            }
+            tracing::info!(
+                "Refused PUBLISH from {} on '{}': memory_limit reached.",
+                self.who(),
+                &*topic
+            );
+            metrics.add(Counter::PublishDropped, 1);
+            reason::QUOTA_EXCEEDED
         } else {
             // Exactly once across a crash: the packet id is stored before the message is
             // routed, so it is committed before any subscriber can have received it.
