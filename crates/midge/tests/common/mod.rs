@@ -75,12 +75,24 @@ impl Drop for TempDir {
     }
 }
 
+/// A loopback port nothing listens on now, never the same twice in this process: tests
+/// run in parallel, and the kernel may hand a port just released to the next `bind(0)`
+/// before the first test's broker has bound it (the second broker then fails to start and
+/// the second test talks to the first one's).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 pub struct Midge {
