@@ -57,7 +57,7 @@ pub(crate) struct Signals<'a> {
     control: &'a mut watch::Receiver<Control>,
     shutdown: &'a mut watch::Receiver<bool>,
     /// A lazy reload that waits for the current connection to end.
-    pending: Option<Arc<BridgeSpec>>,
+    pending: bool,
 }
 
 impl<'a> Signals<'a> {
@@ -66,11 +66,10 @@ impl<'a> Signals<'a> {
         shutdown: &'a mut watch::Receiver<bool>,
     ) -> Signals<'a> {
         // What was already there when this run started is handled by the caller.
-        control.borrow_and_update();
         Signals {
             control,
             shutdown,
-            pending: None,
+            pending: false,
         }
     }
 
@@ -80,10 +79,8 @@ impl<'a> Signals<'a> {
         if *self.shutdown.borrow() {
             return Exit::Shutdown;
         }
-        if !connected {
-            if let Some(spec) = self.pending.take() {
-                return Exit::Replace(spec);
-            }
+        if !connected && std::mem::take(&mut self.pending) {
+            return Exit::Replaced;
         }
         loop {
             tokio::select! {
@@ -102,13 +99,13 @@ impl<'a> Signals<'a> {
                         Control::Stop => return Exit::Removed,
                         Control::Replace(spec) => {
                             if !connected || spec.config.reload_type == ReloadType::Immediate {
-                                return Exit::Replace(spec);
+                                return Exit::Replaced;
                             }
                             tracing::info!(
                                 "Bridge {}: new settings apply at the next reconnection (bridge_reload_type lazy).",
                                 spec.config.name
                             );
-                            self.pending = Some(spec);
+                            self.pending = true;
                         }
                     }
                 }
@@ -117,8 +114,8 @@ impl<'a> Signals<'a> {
     }
 
     /// A lazy reload that arrived during the connection that just ended.
-    fn take_pending(&mut self) -> Option<Arc<BridgeSpec>> {
-        self.pending.take()
+    fn take_pending(&mut self) -> bool {
+        std::mem::take(&mut self.pending)
     }
 }
 
@@ -216,8 +213,8 @@ pub(crate) async fn run(
             End::Idle => tracing::info!("Bridge {} stopped: idle.", cfg.name),
             End::Lost(ref why) => tracing::info!("Bridge {} disconnected: {why}.", cfg.name),
         }
-        if let Some(new) = signals.take_pending() {
-            return Exit::Replace(new);
+        if signals.take_pending() {
+            return Exit::Replaced;
         }
         if matches!(end, End::Idle) {
             continue;

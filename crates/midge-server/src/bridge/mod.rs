@@ -87,7 +87,8 @@ pub(crate) enum Control {
 pub(crate) enum Exit {
     Shutdown,
     Removed,
-    Replace(Arc<BridgeSpec>),
+    /// The configuration changed (the new one is in the control channel).
+    Replaced,
 }
 
 struct Running {
@@ -202,19 +203,27 @@ async fn supervise(
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
-        let mut signals = client::Signals::new(&mut control, &mut shutdown);
-        match client::run(Arc::clone(&spec), &broker, acl.clone(), &mut signals).await {
-            Exit::Shutdown => return,
-            Exit::Removed => {
+        // What a reload sent since the last look (it may have come while the previous run
+        // was ending) decides what runs now.
+        let latest = control.borrow_and_update().clone();
+        match latest {
+            Control::Stop => {
                 client::forget_local_session(&broker, &spec);
                 return;
             }
-            Exit::Replace(new) => {
+            Control::Replace(new) if !Arc::ptr_eq(&new, &spec) => {
                 if new.local_id != spec.local_id {
                     client::forget_local_session(&broker, &spec);
                 }
                 spec = new;
             }
+            Control::Replace(_) | Control::Run => {}
+        }
+        let mut signals = client::Signals::new(&mut control, &mut shutdown);
+        match client::run(Arc::clone(&spec), &broker, acl.clone(), &mut signals).await {
+            Exit::Shutdown => return,
+            // The control value that ended the run is read again at the top of the loop.
+            Exit::Removed | Exit::Replaced => {}
         }
     }
 }
