@@ -245,7 +245,7 @@ impl Server {
         let bridges = crate::bridge::Bridges::prepare(config).map_err(ServerError::Bridge)?;
         if config.memory_limit != 0 && crate::heap::usage().is_none() {
             tracing::warn!(
-                "memory_limit is set but this process does not count its heap (only the midge binary does): it does not apply."
+                "memory_limit is set but this process does not count its heap (the midge binary does): it does not apply."
             );
         }
         let audit = match &config.audit_log {

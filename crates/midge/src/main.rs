@@ -12,7 +12,7 @@ use clap::Parser;
 use midge_core::config::{self, Config, ListenerConfig};
 use midge_server::Server;
 
-/// Counts the heap in use: `memory_limit` and `$SYS/broker/heap/*` read it.
+/// Counts the heap in use once `memory_limit` asks for it (`$SYS/broker/heap/*` then too).
 #[global_allocator]
 static HEAP: midge_server::heap::CountingAlloc = midge_server::heap::CountingAlloc;
 
@@ -49,7 +49,6 @@ fn main() -> ExitCode {
     if std::env::args_os().nth(1).is_some_and(|a| a == "ctrl") {
         return ctrl::main(std::env::args_os().skip(2).collect());
     }
-    midge_server::heap::counting_installed();
     let cli = Cli::parse();
     // stderr in Mosquitto's line format until the configuration's own options apply.
     let logging = logging::Logging::install(cli.verbose);
@@ -61,6 +60,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if config.memory_limit != 0 {
+        midge_server::heap::enable();
+    }
     if cli.test_config {
         for w in &config.warnings {
             tracing::warn!("{w}");
