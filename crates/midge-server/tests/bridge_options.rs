@@ -12,6 +12,8 @@
 
 mod common;
 
+use common::certs::{ca, Ca};
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -25,7 +27,7 @@ use openssl::ssl::{
     SslVersion,
 };
 use openssl::x509::X509;
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose, SanType};
+use rcgen::{CertificateParams, DnType, KeyPair, SanType};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::time::{timeout, Instant};
@@ -286,25 +288,6 @@ async fn unusable_bind_address_fails_the_attempt_not_the_broker() {
 // ---------------------------------------------------------------------------------------
 // TLS: certificates
 // ---------------------------------------------------------------------------------------
-
-struct Ca {
-    cert: rcgen::Certificate,
-    key: KeyPair,
-}
-
-fn ca(name: &str) -> Ca {
-    let key = KeyPair::generate().unwrap();
-    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.distinguished_name.push(DnType::CommonName, name);
-    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    p.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    let cert = p.self_signed(&key).unwrap();
-    Ca { cert, key }
-}
 
 /// (certificate PEM, key PEM) for `cn`, valid for the DNS names and, with `loopback`, for
 /// 127.0.0.1. The keys are ECDSA P-256.

@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::certs::{ca, Ca};
+
 use std::pin::Pin;
 
 use common::{connect_packet, encode, publish_packet, TempDir, WAIT};
@@ -13,8 +15,8 @@ use openssl::pkey::PKey;
 use openssl::ssl::{Ssl, SslConnector, SslMethod, SslVerifyMode, SslVersion};
 use openssl::x509::X509;
 use rcgen::{
-    BasicConstraints, CertificateParams, CertificateRevocationListParams, DnType, IsCa,
-    KeyIdMethod, KeyPair, KeyUsagePurpose, RevokedCertParams, SanType, SerialNumber,
+    CertificateParams, CertificateRevocationListParams, DnType, KeyIdMethod, KeyPair,
+    RevokedCertParams, SanType, SerialNumber,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -26,25 +28,6 @@ const V311: ProtocolVersion = ProtocolVersion::V311;
 // ---------------------------------------------------------------------------------------
 // Certificates
 // ---------------------------------------------------------------------------------------
-
-struct Ca {
-    cert: rcgen::Certificate,
-    key: KeyPair,
-}
-
-fn ca(name: &str) -> Ca {
-    let key = KeyPair::generate().unwrap();
-    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.distinguished_name.push(DnType::CommonName, name);
-    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    p.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    let cert = p.self_signed(&key).unwrap();
-    Ca { cert, key }
-}
 
 /// (certificate PEM, key PEM)
 fn leaf(ca: &Ca, serial: u64, subject: &[(DnType, &str)], expired: bool) -> (String, String) {

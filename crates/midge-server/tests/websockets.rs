@@ -306,28 +306,11 @@ async fn a_unix_socket_listener_can_speak_websockets() {
 mod wss {
     use super::*;
     use rcgen::{
-        BasicConstraints, CertificateParams, CertificateRevocationListParams, DnType, IsCa,
-        KeyIdMethod, KeyPair, KeyUsagePurpose, RevokedCertParams, SanType, SerialNumber,
+        CertificateParams, CertificateRevocationListParams, DnType, KeyIdMethod, KeyPair,
+        RevokedCertParams, SanType, SerialNumber,
     };
 
-    struct Ca {
-        cert: rcgen::Certificate,
-        key: KeyPair,
-    }
-
-    fn ca(name: &str) -> Ca {
-        let key = KeyPair::generate().unwrap();
-        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-        p.distinguished_name.push(DnType::CommonName, name);
-        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        p.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let cert = p.self_signed(&key).unwrap();
-        Ca { cert, key }
-    }
+    use crate::common::certs::{ca, Ca};
 
     /// (certificate PEM, key PEM)
     fn leaf(ca: &Ca, serial: u64, cn: &str) -> (String, String) {

@@ -888,6 +888,13 @@ fn reload_front(front: &Midge, dir: &TempDir, port: u16, bridges: &str) {
     front.hup_settle(Duration::from_millis(500));
 }
 
+/// Waits until bridge `name`'s retained state (`$SYS/broker/connection/<name>/state`) on
+/// the broker at `port` is `want`.
+fn wait_bridge(port: u16, name: &str, want: &str, context: &dyn Fn() -> String) {
+    let topic = format!("$SYS/broker/connection/{name}/state");
+    wait_state(port, &[], &topic, want, context);
+}
+
 fn bridge_block(name: &str, remote_port: u16, rest: &str) -> String {
     format!(
         "connection {name}\naddress 127.0.0.1:{remote_port}\nremote_clientid {name}\n\
@@ -926,13 +933,7 @@ fn sighup_adds_changes_and_removes_bridges() {
             remote.log_text()
         )
     };
-    wait_state(
-        front_port,
-        &[],
-        "$SYS/broker/connection/b1/state",
-        "1",
-        &logs,
-    );
+    wait_bridge(front_port, "b1", "1", &logs);
     let sub = Subscriber::start(remote_port, &[], &["a/#", "b/#", "c/#"]);
     assert_eq!(
         crossing(front_port, &sub, &["a/1", "b/1"]),
@@ -948,13 +949,7 @@ fn sighup_adds_changes_and_removes_bridges() {
         "topic b/# out 1\nbridge_reload_type immediate",
     );
     reload_front(&front, &dir, front_port, &changed);
-    wait_state(
-        front_port,
-        &[],
-        "$SYS/broker/connection/b1/state",
-        "1",
-        &logs,
-    );
+    wait_bridge(front_port, "b1", "1", &logs);
     assert_eq!(
         crossing(front_port, &sub, &["a/2", "b/2"]),
         ["b/2 x"],
@@ -965,13 +960,7 @@ fn sighup_adds_changes_and_removes_bridges() {
     // b1 removed, b2 added.
     let other = bridge_block("b2", remote_port, "topic c/# out 1");
     reload_front(&front, &dir, front_port, &other);
-    wait_state(
-        front_port,
-        &[],
-        "$SYS/broker/connection/b2/state",
-        "1",
-        &logs,
-    );
+    wait_bridge(front_port, "b2", "1", &logs);
     assert_eq!(
         crossing(front_port, &sub, &["a/3", "b/3", "c/3"]),
         ["c/3 x"],
@@ -1001,13 +990,7 @@ fn lazy_reload_applies_at_the_next_reconnection() {
     );
     let front = Midge::start(&dir.path("front.conf"), front_port);
     let logs = || format!("front:\n{}", front.log_text());
-    wait_state(
-        front_port,
-        &[],
-        "$SYS/broker/connection/b1/state",
-        "1",
-        &logs,
-    );
+    wait_bridge(front_port, "b1", "1", &logs);
 
     // bridge_reload_type lazy (the default): the running connection keeps the old topics.
     reload_front(
@@ -1027,21 +1010,9 @@ fn lazy_reload_applies_at_the_next_reconnection() {
     }
     // The remote restarts: the bridge reconnects with the new topics.
     stop(remote);
-    wait_state(
-        front_port,
-        &[],
-        "$SYS/broker/connection/b1/state",
-        "0",
-        &logs,
-    );
+    wait_bridge(front_port, "b1", "0", &logs);
     let _remote = open_remote(&dir, remote_port);
-    wait_state(
-        front_port,
-        &[],
-        "$SYS/broker/connection/b1/state",
-        "1",
-        &logs,
-    );
+    wait_bridge(front_port, "b1", "1", &logs);
     let sub = Subscriber::start(remote_port, &[], &["a/#", "b/#"]);
     assert_eq!(
         crossing(front_port, &sub, &["a/2", "b/2"]),
@@ -1097,13 +1068,7 @@ fn local_username_applies_the_local_acls_both_ways() {
             remote.log_text()
         )
     };
-    wait_state(
-        front_port,
-        &[],
-        "$SYS/broker/connection/b1/state",
-        "1",
-        &logs,
-    );
+    wait_bridge(front_port, "b1", "1", &logs);
 
     // Out: only what the bridge's account may read leaves.
     let remote_sub = Subscriber::start(remote_port, &[], &["out/#", "x/#"]);
@@ -1146,23 +1111,11 @@ fn bridge_queue_survives_a_crash_of_the_local_broker() {
         ),
     );
     let mut front = Midge::start(&conf, front_port);
-    wait_state(
-        front_port,
-        &[],
-        "$SYS/broker/connection/b1/state",
-        "1",
-        &|| front.log_text(),
-    );
+    wait_bridge(front_port, "b1", "1", &|| front.log_text());
     let sub_args = ["-i", "remote-sub", "-c"];
     drop(Subscriber::start(remote_port, &sub_args, &["q/#"]));
     stop(remote);
-    wait_state(
-        front_port,
-        &[],
-        "$SYS/broker/connection/b1/state",
-        "0",
-        &|| front.log_text(),
-    );
+    wait_bridge(front_port, "b1", "0", &|| front.log_text());
     for i in 1..=3 {
         publish(front_port, &[], &format!("q/{i}"), &format!("m{i}"));
     }
@@ -1172,13 +1125,9 @@ fn bridge_queue_survives_a_crash_of_the_local_broker() {
     drop(front);
     let front = Midge::start(&conf, front_port);
     let remote = remote_persistent(Kind::Midge, &dir, remote_port);
-    wait_state(
-        front_port,
-        &[],
-        "$SYS/broker/connection/b1/state",
-        "1",
-        &|| format!("{}\nremote:\n{}", front.log_text(), remote.log_text()),
-    );
+    wait_bridge(front_port, "b1", "1", &|| {
+        format!("{}\nremote:\n{}", front.log_text(), remote.log_text())
+    });
     let sub = Subscriber::start(remote_port, &sub_args, &["q/#"]);
     let mut got = sub.drain(3);
     got.sort();

@@ -5,6 +5,8 @@
 //! expected, so a broker that hangs makes a test fail, never stall.
 #![allow(dead_code)]
 
+/// Test certificate authorities.
+pub mod certs;
 /// A fake remote broker for bridge tests.
 pub mod peer;
 
