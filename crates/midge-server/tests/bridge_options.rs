@@ -60,6 +60,11 @@ fn bridge_conf(addresses: &str, rest: &str) -> String {
     )
 }
 
+/// An in-process broker with the bridge of [`bridge_conf`].
+async fn bridged(addresses: &str, rest: &str) -> common::TestBroker {
+    start(&bridge_conf(addresses, rest), |_| {}).await
+}
+
 fn local(port: u16) -> String {
     format!("127.0.0.1:{port}")
 }
@@ -136,12 +141,9 @@ async fn local_subscriber(addr: SocketAddr, id: &str, topic: &str) -> Raw {
 #[tokio::test]
 async fn keepalive_interval_is_announced_and_pings_when_quiet() {
     let (listener, port) = fake_remote().await;
-    let _broker = start(
-        &bridge_conf(
-            &local(port),
-            "keepalive_interval 5\nnotifications false\ntopic k/# in 0\n",
-        ),
-        |_| {},
+    let _broker = bridged(
+        &local(port),
+        "keepalive_interval 5\nnotifications false\ntopic k/# in 0\n",
     )
     .await;
     let mut peer = Peer::accept(&listener).await;
@@ -182,12 +184,9 @@ async fn keepalive_interval_is_announced_and_pings_when_quiet() {
 #[tokio::test]
 async fn keepalive_interval_drops_a_silent_remote_and_reconnects() {
     let (listener, port) = fake_remote().await;
-    let _broker = start(
-        &bridge_conf(
-            &local(port),
-            "keepalive_interval 5\nnotifications false\ntopic k/# in 0\n",
-        ),
-        |_| {},
+    let _broker = bridged(
+        &local(port),
+        "keepalive_interval 5\nnotifications false\ntopic k/# in 0\n",
     )
     .await;
     let mut peer = Peer::accept(&listener).await;
@@ -233,12 +232,9 @@ async fn keepalive_interval_drops_a_silent_remote_and_reconnects() {
 #[tokio::test]
 async fn bind_address_is_the_source_address() {
     let (listener, port) = fake_remote().await;
-    let _broker = start(
-        &bridge_conf(
-            &local(port),
-            "bridge_bind_address 127.0.0.2\nnotifications false\ntopic b/# in 0\n",
-        ),
-        |_| {},
+    let _broker = bridged(
+        &local(port),
+        "bridge_bind_address 127.0.0.2\nnotifications false\ntopic b/# in 0\n",
     )
     .await;
     let (stream, from) = timeout(Duration::from_secs(5), listener.accept())
@@ -261,12 +257,9 @@ async fn bind_address_is_the_source_address() {
 async fn unusable_bind_address_fails_the_attempt_not_the_broker() {
     for bind in ["192.0.2.1", "no-such-host.invalid"] {
         let (listener, port) = fake_remote().await;
-        let broker = start(
-            &bridge_conf(
-                &local(port),
-                &format!("bridge_bind_address {bind}\nnotifications false\ntopic b/# both 0\n"),
-            ),
-            |_| {},
+        let broker = bridged(
+            &local(port),
+            &format!("bridge_bind_address {bind}\nnotifications false\ntopic b/# both 0\n"),
         )
         .await;
         assert!(
@@ -804,12 +797,9 @@ async fn ciphers_choose_the_tls12_cipher() {
 async fn primary_first_then_failover_to_the_backup() {
     let (a, port_a) = fake_remote().await;
     let (b, port_b) = fake_remote().await;
-    let _broker = start(
-        &bridge_conf(
-            &format!("{} {}", local(port_a), local(port_b)),
-            "notifications false\ntopic f/# in 0\n",
-        ),
-        |_| {},
+    let _broker = bridged(
+        &format!("{} {}", local(port_a), local(port_b)),
+        "notifications false\ntopic f/# in 0\n",
     )
     .await;
     let mut on_a = expect_bridge(&a, Duration::from_secs(5), "A").await;
@@ -832,12 +822,9 @@ async fn primary_first_then_failover_to_the_backup() {
 async fn on_the_backup_the_primary_is_probed_and_taken_back() {
     let port_a = closed_port().await;
     let (b, port_b) = fake_remote().await;
-    let _broker = start(
-        &bridge_conf(
-            &format!("{} {}", local(port_a), local(port_b)),
-            "notifications false\ntopic f/# in 0\n",
-        ),
-        |_| {},
+    let _broker = bridged(
+        &format!("{} {}", local(port_a), local(port_b)),
+        "notifications false\ntopic f/# in 0\n",
     )
     .await;
     let mut on_b = expect_bridge(&b, Duration::from_secs(5), "B, A down").await;
@@ -864,12 +851,9 @@ async fn on_the_backup_the_primary_is_probed_and_taken_back() {
 async fn round_robin_moves_on_after_a_drop() {
     let (a, port_a) = fake_remote().await;
     let (b, port_b) = fake_remote().await;
-    let _broker = start(
-        &bridge_conf(
-            &format!("{} {}", local(port_a), local(port_b)),
-            "round_robin true\nnotifications false\ntopic r/# in 0\n",
-        ),
-        |_| {},
+    let _broker = bridged(
+        &format!("{} {}", local(port_a), local(port_b)),
+        "round_robin true\nnotifications false\ntopic r/# in 0\n",
     )
     .await;
     let mut on_a = expect_bridge(&a, Duration::from_secs(5), "A").await;
@@ -892,12 +876,9 @@ async fn round_robin_moves_on_after_a_drop() {
 #[tokio::test]
 async fn mqttv31_bridge() {
     let (listener, port) = fake_remote().await;
-    let broker = start(
-        &bridge_conf(
-            &local(port),
-            "bridge_protocol_version mqttv31\nnotifications false\ntopic v/# both 1\n",
-        ),
-        |_| {},
+    let broker = bridged(
+        &local(port),
+        "bridge_protocol_version mqttv31\nnotifications false\ntopic v/# both 1\n",
     )
     .await;
     let mut peer = Peer::accept(&listener).await;
@@ -939,13 +920,10 @@ async fn mqttv31_bridge() {
 
     // try_private false: plain level 3.
     let (listener, port) = fake_remote().await;
-    let _plain = start(
-        &bridge_conf(
-            &local(port),
-            "bridge_protocol_version mqttv31\ntry_private false\nnotifications false\n\
+    let _plain = bridged(
+        &local(port),
+        "bridge_protocol_version mqttv31\ntry_private false\nnotifications false\n\
              topic v/# both 1\n",
-        ),
-        |_| {},
     )
     .await;
     let mut peer = Peer::accept(&listener).await;
