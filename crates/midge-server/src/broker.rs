@@ -654,10 +654,16 @@ impl Broker {
     /// acknowledgement must wait for (0 when nothing was stored).
     pub fn publish_stored(&self, msg: &Arc<Message>, now: Instant) -> (usize, u64) {
         let mut ticket = 0;
+        let mut msg = Arc::clone(msg);
         if msg.retain && self.retain_available() {
-            ticket = self.retain(msg);
+            if !msg.payload.is_empty() {
+                // Retained for long: its own bytes, not the read buffer's (and the live
+                // deliveries share that copy, so the store numbers one message).
+                msg = msg.kept();
+            }
+            ticket = self.retain(&msg);
         }
-        let (delivered, routed) = self.route_stored(msg, now);
+        let (delivered, routed) = self.route_stored(&msg, now);
         (delivered, ticket.max(routed))
     }
 
@@ -728,6 +734,15 @@ impl Broker {
         if targets.len() > 1 {
             targets.sort_unstable_by_key(|t| (t.shared, Arc::as_ptr(&t.session) as usize));
         }
+        // Queued for a client that is offline, the message may wait for long: its own bytes,
+        // not the read buffer's (one copy, shared by every delivery of it).
+        let kept;
+        let msg = if !msg.compact && targets.iter().any(|t| !t.session.is_online()) {
+            kept = msg.kept();
+            &kept
+        } else {
+            msg
+        };
         let mut delivered = 0;
         let mut ticket = 0;
         let mut i = 0;

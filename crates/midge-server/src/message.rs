@@ -30,6 +30,9 @@ pub struct Message {
     /// Its stored form (with its identity in the persistence store), made once when a
     /// persistent delivery or the retained store first needs it.
     pub stored: std::sync::OnceLock<Arc<crate::store::StoredMessage>>,
+    /// Its topic, payload and correlation data own their allocations (see
+    /// [`Message::compacted`]).
+    pub compact: bool,
 }
 
 impl Message {
@@ -59,6 +62,46 @@ impl Message {
             publisher,
             publisher_username: None,
             stored: std::sync::OnceLock::new(),
+            compact: false,
+        }
+    }
+
+    /// A copy whose topic, payload and correlation data have allocations of their own.
+    ///
+    /// The decoder hands out slices of the connection's read buffer, and a slice keeps the
+    /// whole buffer (16 KiB) alive: a 16-byte retained message published on its own read
+    /// would hold a buffer for as long as it is retained. A message that outlives the read
+    /// (retained, or queued for an offline client) is therefore copied once, so that it
+    /// holds only its own bytes.
+    pub fn compacted(&self) -> Message {
+        let mut properties = self.properties.clone();
+        if let Some(data) = properties.correlation_data.as_mut() {
+            *data = Bytes::copy_from_slice(data);
+        }
+        let stored = std::sync::OnceLock::new();
+        if let Some(s) = self.stored.get() {
+            let _ = stored.set(Arc::clone(s));
+        }
+        Message {
+            topic: ByteString::from(&*self.topic),
+            payload: Bytes::copy_from_slice(&self.payload),
+            qos: self.qos,
+            retain: self.retain,
+            properties,
+            expires_at: self.expires_at,
+            publisher: self.publisher.clone(),
+            publisher_username: self.publisher_username.clone(),
+            stored,
+            compact: true,
+        }
+    }
+
+    /// This message, compacted unless it already is (see [`Message::compacted`]).
+    pub fn kept(self: &Arc<Self>) -> Arc<Message> {
+        if self.compact {
+            Arc::clone(self)
+        } else {
+            Arc::new(self.compacted())
         }
     }
 

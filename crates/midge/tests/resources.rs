@@ -1174,6 +1174,63 @@ fn hundred_thousand_retained_topics_cost_bounded_bytes_each() {
     b.assert_healthy("retained topics");
 }
 
+/// Retained messages published one at a time (each QoS 1 PUBLISH waits for its PUBACK, so
+/// each arrives on a read of its own) cost what pipelined ones cost: the broker keeps a copy
+/// of each one's bytes, not the 16 KiB read buffer the decoder's slices point into (which it
+/// did: 4.8 KB of VmRSS per 16-byte retained message).
+#[test]
+fn retained_messages_published_one_per_read_do_not_pin_read_buffers() {
+    let mut b = Broker::start("");
+    let mut p = Client::ok(b.port, true, "slow-retainer");
+    let before = b.mem();
+    const N: usize = 5_000;
+    for i in 0..N {
+        let topic = format!("s/{i:05}");
+        let code = p.publish_flags(topic.as_bytes(), &indexed_payload(i, 16), 1, true);
+        assert!(code == 0 || code == 0x10, "PUBACK {code:#04x}");
+    }
+    let after = b.print_mem("5,000 retained, one per read", before);
+    let per_message = (after.rss_kib.saturating_sub(before.rss_kib) * KIB) / N as u64;
+    eprintln!("[one per read] {per_message} bytes of VmRSS per retained message");
+    // As for pipelined retained topics (`hundred_thousand_retained_topics_…`): 1 KiB each.
+    assert!(
+        per_message < 1024,
+        "{per_message} bytes per retained message"
+    );
+    let mut sub = Client::ok(b.port, false, "slow-retained-reader");
+    assert_eq!(sub.subscribe(&[(b"s/00042", 0)]), [0]);
+    let got = sub.expect_publish();
+    assert!(got.retain && index_of(&got.payload) == 42);
+    b.assert_healthy("retained one per read");
+}
+
+/// The same for QoS 1 messages queued for an offline persistent session: each is kept with
+/// its own bytes, and all of them arrive when the session returns.
+#[test]
+fn messages_queued_offline_one_per_read_do_not_pin_read_buffers() {
+    const N: usize = 5_000;
+    let mut b = Broker::start(&format!("max_queued_messages {N}\n"));
+    let (mut sub, _) = Client::connect(b.port, false, "offline-q", false, 0);
+    assert_eq!(sub.subscribe(&[(b"oq/#", 1)]), [1]);
+    sub.disconnect();
+    let mut p = Client::ok(b.port, false, "slow-publisher");
+    let before = b.mem();
+    for i in 0..N {
+        assert_eq!(p.publish(b"oq/x", &indexed_payload(i, 16), 1), 0);
+    }
+    let after = b.print_mem("5,000 queued offline, one per read", before);
+    let per_message = (after.rss_kib.saturating_sub(before.rss_kib) * KIB) / N as u64;
+    eprintln!("[one per read] {per_message} bytes of VmRSS per queued message");
+    assert!(per_message < 1024, "{per_message} bytes per queued message");
+    let (mut sub, ack) = Client::connect(b.port, false, "offline-q", false, 0);
+    assert_eq!(ack[2] & 1, 1, "session present");
+    for i in 0..N {
+        let got = sub.expect_publish();
+        assert_eq!(index_of(&got.payload) as usize, i, "in order, none missing");
+    }
+    b.assert_healthy("queued offline one per read");
+}
+
 // =======================================================================================
 // 4. Filters and topics with thousands of levels
 // =======================================================================================
@@ -1477,7 +1534,9 @@ fn memory_limit_refuses_new_messages_and_connections_until_memory_is_freed() {
     eprintln!("[memory_limit] heap after start-up: {heap} bytes, limit {limit}");
     assert!(heap > 0 && heap < limit, "heap {heap} at start-up");
 
+    // Every client of the test connects first: once at the limit, new ones are refused.
     let mut v3 = Client::ok(b.port, false, "v3-publisher");
+    let mut hog = Client::ok(b.port, false, "hog");
     let mut filler = Client::ok(b.port, true, "filler");
     let payload = vec![b'x'; 256 * 1024];
     // At most twice the limit in retained payloads before the refusal must have come.
@@ -1503,7 +1562,6 @@ fn memory_limit_refuses_new_messages_and_connections_until_memory_is_freed() {
 
     // A client holding half of a 4 MiB PUBLISH in the broker's read buffer keeps the heap
     // over the limit: new clients are refused meanwhile.
-    let mut hog = Client::ok(b.port, false, "hog");
     let mut partial = vec![0x30];
     partial.extend(varint(2 + 1 + (4 << 20)));
     partial.extend(str16(b"h"));
