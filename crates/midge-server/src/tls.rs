@@ -434,6 +434,46 @@ fn cert_username<S>(stream: &SslStream<S>, mode: CertUsername) -> Result<String,
 /// what Mosquitto uses: last RDN first, `SN=value` joined by `,`, RFC 2253 escapes, bytes
 /// above 0x7F of the UTF-8 value as `\XX`. (Multi-valued RDNs are printed as separate
 /// ones, joined by `,` rather than `+`.)
+/// A client context's TLS-PSK set-up, as libmosquitto's: `identity` and `key` are sent
+/// whatever hint the server gives; PSK cipher suites unless `own_ciphers` (the caller set
+/// some); TLS 1.2 at most (1.3 would need the key as a session, and Mosquitto's PSK
+/// listeners speak 1.2); no certificate check, the key is the authentication. For the
+/// bridges' `bridge_identity`/`bridge_psk` and `midge ctrl --psk`.
+pub fn client_psk(
+    b: &mut openssl::ssl::SslConnectorBuilder,
+    identity: &str,
+    key: Vec<u8>,
+    own_ciphers: bool,
+) -> Result<(), openssl::error::ErrorStack> {
+    b.set_verify(SslVerifyMode::NONE);
+    if !own_ciphers {
+        b.set_cipher_list("PSK")?;
+    }
+    b.set_max_proto_version(Some(SslVersion::TLS1_2))?;
+    let identity = identity.as_bytes().to_vec();
+    b.set_psk_client_callback(move |_ssl, _hint, id_out, key_out| {
+        if identity.len() + 1 > id_out.len() || key.len() > key_out.len() {
+            return Ok(0);
+        }
+        id_out[..identity.len()].copy_from_slice(&identity);
+        id_out[identity.len()] = 0;
+        key_out[..key.len()].copy_from_slice(&key);
+        Ok(key.len())
+    });
+    Ok(())
+}
+
+/// A PSK given in hexadecimal (pairs of digits, no `0x`); `None` otherwise.
+pub fn psk_from_hex(s: &str) -> Option<Vec<u8>> {
+    if s.is_empty() || !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
 pub fn subject_rfc2253(name: &X509NameRef) -> Result<String, &'static str> {
     let mut parts = Vec::new();
     for entry in name.entries() {
@@ -472,7 +512,15 @@ fn escape_2253(value: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::escape_2253;
+    use super::{escape_2253, psk_from_hex};
+
+    #[test]
+    fn psk_keys_are_pairs_of_hex_digits() {
+        assert_eq!(psk_from_hex("00ff10"), Some(vec![0, 255, 16]));
+        assert_eq!(psk_from_hex("0"), None);
+        assert_eq!(psk_from_hex("zz"), None);
+        assert_eq!(psk_from_hex(""), None);
+    }
 
     #[test]
     fn escapes_like_openssl() {

@@ -953,9 +953,9 @@ impl Remote {
                 self.ticket = self.ticket.max(forget(persist, delivery.seq));
                 continue;
             }
-            let own_state = spec.config.notifications
-                && *delivery.msg.topic == *spec.notification_topic
-                && delivery.msg.publisher.is_none();
+            let own_state = delivery.msg.publisher.is_none()
+                && spec.config.notifications
+                && *delivery.msg.topic == *spec.notification_topic;
             let Some(topic) = spec
                 .maps
                 .to_remote(&delivery.msg.topic)

@@ -160,26 +160,10 @@ pub(crate) fn build(bridge: &BridgeConfig) -> Result<Option<BridgeTlsContext>, S
             .map_err(|e| err("bridge_alpn", &e))?;
     }
     if let (Some(key), Some(identity)) = (&tls.psk, &tls.identity) {
-        let key = decode_hex(key)
+        let key = crate::tls::psk_from_hex(key)
             .ok_or_else(|| format!("bridge '{name}': bridge_psk is not hexadecimal"))?;
-        let identity = identity.clone().into_bytes();
-        b.set_verify(SslVerifyMode::NONE);
-        if tls.ciphers.is_none() {
-            b.set_cipher_list("PSK")
-                .map_err(|e| err("PSK ciphers", &e))?;
-        }
-        // TLS 1.3 would need the key as a session ticket; Mosquitto's PSK listeners speak 1.2.
-        b.set_max_proto_version(Some(SslVersion::TLS1_2))
-            .map_err(|e| err("bridge_tls_version", &e))?;
-        b.set_psk_client_callback(move |_ssl, _hint, id_out, key_out| {
-            if identity.len() + 1 > id_out.len() || key.len() > key_out.len() {
-                return Ok(0);
-            }
-            id_out[..identity.len()].copy_from_slice(&identity);
-            id_out[identity.len()] = 0;
-            key_out[..key.len()].copy_from_slice(&key);
-            Ok(key.len())
-        });
+        crate::tls::client_psk(&mut b, identity, key, tls.ciphers.is_some())
+            .map_err(|e| err("bridge_psk", &e))?;
     } else {
         b.set_verify(SslVerifyMode::PEER);
     }
@@ -292,14 +276,4 @@ fn response_status_name(status: OcspResponseStatus) -> &'static str {
         OcspResponseStatus::UNAUTHORIZED => "unauthorized",
         _ => "unknown",
     }
-}
-
-fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if s.is_empty() || !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
 }

@@ -16,7 +16,7 @@ use midge_proto::{
     Packet, Properties, ProtocolVersion, PubResp, Publish, QoS, Sender, Subscribe, SubscribeFilter,
     SubscriptionOptions,
 };
-use openssl::ssl::{SslConnector, SslFiletype, SslMethod, SslStream, SslVerifyMode, SslVersion};
+use openssl::ssl::{SslConnector, SslFiletype, SslMethod, SslStream, SslVersion};
 
 use super::options::Options;
 
@@ -249,37 +249,12 @@ fn tls_connector(opts: &Options) -> Result<SslConnector, ClientError> {
             .map_err(|_| fail(code::FAILURE, "Error: Problem setting TLS ALPN protocol."))?;
     }
     if let (Some(psk), Some(identity)) = (&opts.psk, &opts.psk_identity) {
-        let key = decode_hex(psk)
+        let key = midge_server::tls::psk_from_hex(psk)
             .ok_or_else(|| fail(code::FAILURE, "Error: Problem setting TLS-PSK options."))?;
-        let identity = identity.clone().into_bytes();
-        b.set_verify(SslVerifyMode::NONE);
-        if opts.ciphers.is_none() {
-            b.set_cipher_list("PSK").map_err(|_| invalid())?;
-        }
-        // TLS 1.3 would need the PSK as a session; Mosquitto's PSK listeners speak 1.2.
-        b.set_max_proto_version(Some(SslVersion::TLS1_2))
+        midge_server::tls::client_psk(&mut b, identity, key, opts.ciphers.is_some())
             .map_err(|_| invalid())?;
-        b.set_psk_client_callback(move |_ssl, _hint, id_out, key_out| {
-            if identity.len() + 1 > id_out.len() || key.len() > key_out.len() {
-                return Ok(0);
-            }
-            id_out[..identity.len()].copy_from_slice(&identity);
-            id_out[identity.len()] = 0;
-            key_out[..key.len()].copy_from_slice(&key);
-            Ok(key.len())
-        });
     }
     Ok(b.build())
-}
-
-fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if s.is_empty() || !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 /// libmosquitto's `mosquitto_reason_string`.
@@ -656,12 +631,5 @@ mod tests {
             "Connection error: Connection Refused: not authorised."
         );
         assert!(connack_error(ProtocolVersion::V5, 0x84).ends_with("or use MQTT v3.x mode."));
-    }
-
-    #[test]
-    fn hex_keys() {
-        assert_eq!(decode_hex("00ff10"), Some(vec![0, 255, 16]));
-        assert_eq!(decode_hex("0"), None);
-        assert_eq!(decode_hex("zz"), None);
     }
 }
