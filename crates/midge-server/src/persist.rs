@@ -91,6 +91,25 @@ impl Persist {
         self.store.wait(ticket).await;
     }
 
+    /// A delivery of `client_id` is done (acknowledged, refused, expired or dropped).
+    pub fn remove_delivery(&self, client_id: &str, seq: u64) -> u64 {
+        self.submit(Op::RemoveDelivery {
+            client_id: client_id.to_owned(),
+            seq,
+        })
+    }
+
+    /// A delivery of `client_id` went out with `packet_id`: state 1 awaits PUBACK/PUBREC,
+    /// 2 awaits PUBCOMP (a restart resends PUBREL, not the message).
+    pub fn sent_delivery(&self, client_id: &str, seq: u64, packet_id: u16, state: u8) -> u64 {
+        self.submit(Op::UpdateDelivery {
+            client_id: client_id.to_owned(),
+            seq,
+            packet_id: Some(packet_id),
+            state,
+        })
+    }
+
     /// Stores one subscription of `client_id`; returns the ticket.
     pub fn add_subscription(&self, client_id: &str, filter: &str, entry: &SubEntry) -> u64 {
         self.submit(Op::AddSubscription {

@@ -428,10 +428,7 @@ impl LocalSide {
             return;
         };
         if let Some(p) = &self.broker.persist {
-            p.submit(Op::RemoveDelivery {
-                client_id: self.spec.local_id.to_string(),
-                seq,
-            });
+            p.remove_delivery(&self.spec.local_id, seq);
         }
     }
 
@@ -942,12 +939,7 @@ impl Remote {
             };
             let persist = broker.persist.as_ref().filter(|_| delivery.seq != 0);
             let forget = |persist: Option<&crate::persist::Persist>, seq: u64| {
-                persist.map_or(0, |p| {
-                    p.submit(Op::RemoveDelivery {
-                        client_id: spec.local_id.to_string(),
-                        seq,
-                    })
-                })
+                persist.map_or(0, |p| p.remove_delivery(&spec.local_id, seq))
             };
             if delivery.msg.is_expired(now) {
                 self.ticket = self.ticket.max(forget(persist, delivery.seq));
@@ -1002,12 +994,9 @@ impl Remote {
             if let Some(p) = persist {
                 // Stored before the PUBLISH leaves (see `flush`): a resend after a restart
                 // of the broker carries the same packet id.
-                self.ticket = self.ticket.max(p.submit(Op::UpdateDelivery {
-                    client_id: spec.local_id.to_string(),
-                    seq: delivery.seq,
-                    packet_id: Some(id),
-                    state: 1,
-                }));
+                self.ticket = self
+                    .ticket
+                    .max(p.sent_delivery(&spec.local_id, delivery.seq, id, 1));
             }
             out.packet_id = id;
             encode_publish(&out, self.version, &mut self.wbuf);

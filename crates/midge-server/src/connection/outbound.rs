@@ -11,7 +11,6 @@ use midge_proto::{encode_publish, publish_len, OutgoingPublish, Packet, PubResp,
 use super::{Close, Connection, WRITE_HIGH_WATER};
 use crate::metrics::Counter;
 use crate::session::{Delivery, OutFlight, OutState};
-use crate::store::Op;
 
 impl Connection {
     /// Encodes every delivery the window allows into the write buffer. Returns whether it
@@ -57,12 +56,7 @@ impl Connection {
             };
             let persist = self.broker.persist.as_ref().filter(|_| delivery.seq != 0);
             let forget = |persist: Option<&crate::persist::Persist>| {
-                persist.map_or(0, |p| {
-                    p.submit(Op::RemoveDelivery {
-                        client_id: self.client_id.to_string(),
-                        seq: delivery.seq,
-                    })
-                })
+                persist.map_or(0, |p| p.remove_delivery(&self.client_id, delivery.seq))
             };
             if delivery.msg.is_expired(now) {
                 stored = stored.max(forget(persist));
@@ -90,12 +84,7 @@ impl Connection {
             if let Some(p) = persist.filter(|_| packet_id != 0) {
                 // The packet id is stored before the PUBLISH leaves (the write barrier), so
                 // a resend after a restart carries the same id.
-                stored = stored.max(p.submit(Op::UpdateDelivery {
-                    client_id: self.client_id.to_string(),
-                    seq: delivery.seq,
-                    packet_id: Some(packet_id),
-                    state: 1,
-                }));
+                stored = stored.max(p.sent_delivery(&self.client_id, delivery.seq, packet_id, 1));
             }
             let alias = self.out_alias(&delivery.msg.topic);
             let out = self.outgoing(&delivery, alias, packet_id, false, now);
